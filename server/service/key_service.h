@@ -1,0 +1,50 @@
+// key_service.h — idemkey.v1.KeyService over a KeyStore (callback API).
+//
+//   KeyServiceImpl service(&key_store, &pool);
+//   builder.RegisterService(&service);
+//
+// Each call is validated and applied by the KeyStore on `pool`, never on a
+// gRPC callback thread; Ping answers inline.
+
+#ifndef IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
+#define IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
+
+#include "idemkey/v1/idemkey.grpc.pb.h"
+#include "server/store/key_store.h"
+#include "server/util/thread_pool.h"
+
+namespace idemkey::service {
+
+class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
+ public:
+  // Neither is owned; both must outlive the service.
+  KeyServiceImpl(store::KeyStore* store, util::ThreadPool* pool)
+      : store_(store), pool_(pool) {}
+
+  grpc::ServerUnaryReactor* Reserve(
+      grpc::CallbackServerContext* ctx, const idemkey::v1::ReserveRequest* req,
+      idemkey::v1::ReserveResponse* resp) override;
+  grpc::ServerUnaryReactor* Complete(
+      grpc::CallbackServerContext* ctx, const idemkey::v1::CompleteRequest* req,
+      idemkey::v1::CompleteResponse* resp) override;
+  grpc::ServerUnaryReactor* Release(
+      grpc::CallbackServerContext* ctx, const idemkey::v1::ReleaseRequest* req,
+      idemkey::v1::ReleaseResponse* resp) override;
+  grpc::ServerUnaryReactor* Heartbeat(
+      grpc::CallbackServerContext* ctx, const idemkey::v1::HeartbeatRequest* req,
+      idemkey::v1::HeartbeatResponse* resp) override;
+  grpc::ServerUnaryReactor* Lookup(
+      grpc::CallbackServerContext* ctx, const idemkey::v1::LookupRequest* req,
+      idemkey::v1::LookupResponse* resp) override;
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* ctx,
+                                 const idemkey::v1::PingRequest* req,
+                                 idemkey::v1::PingResponse* resp) override;
+
+ private:
+  store::KeyStore* const store_;
+  util::ThreadPool* const pool_;
+};
+
+}  // namespace idemkey::service
+
+#endif  // IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_

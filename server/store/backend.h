@@ -1,0 +1,115 @@
+// backend.h — what the state machine needs from a storage engine.
+//
+// KeyStore (key_store.h) owns the semantics; a Backend owns bytes on disk (or
+// in memory, or on a distributed engine) and nothing else. It knows tenants,
+// keys and Records, and gives three guarantees:
+//   1. Update is atomic per (tenant, key): no other Update of the same key runs
+//      between its read and its write.
+//   2. When Update returns OK, its write is as durable as the backend promises
+//      (RocksDbBackend with sync on: on disk, surviving a machine crash).
+//   3. NextFencingToken never returns the same value twice, across restarts
+//      and crashes, and its values grow.
+// Expiry is not the backend's business: it returns expired records like any
+// other and the KeyStore treats them as absent.
+//
+//   backend->Update("acme", "k1", [&](std::optional<Record>& r)
+//                                     -> absl::StatusOr<WriteAction> {
+//     if (r) return WriteAction::kNone;
+//     r.emplace();  // fill it in
+//     return WriteAction::kPut;
+//   });
+
+#ifndef IDEMKEY_SERVER_STORE_BACKEND_H_
+#define IDEMKEY_SERVER_STORE_BACKEND_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/store/record.h"
+
+namespace idemkey::store {
+
+enum class WriteAction {
+  kNone,    // leave the record as it was
+  kPut,     // store the (changed) record
+  kDelete,  // forget the record
+};
+
+struct TenantInfo {
+  std::string name;
+  int64_t created_ms = 0;
+};
+
+struct TenantStats {
+  std::string name;
+  uint64_t estimated_records = 0;
+  uint64_t disk_bytes = 0;
+  uint64_t memtable_bytes = 0;
+};
+
+struct BackendStats {
+  std::vector<TenantStats> tenants;  // in name order
+  uint64_t max_tenants = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t block_cache_usage_bytes = 0;
+  uint64_t block_cache_capacity_bytes = 0;
+  bool compaction_pending = false;
+  uint64_t pending_compaction_bytes = 0;
+  uint64_t expired_records_dropped = 0;
+};
+
+class Backend {
+ public:
+  // Called with the stored record (nullopt when absent); may change or replace
+  // it and says what to write. An error status aborts the Update unwritten.
+  // Runs while the key is locked: it must not call Update itself, but may
+  // call NextFencingToken.
+  using UpdateFn =
+      absl::FunctionRef<absl::StatusOr<WriteAction>(std::optional<Record>&)>;
+  // Called for each record of a Scan in key order; return false to stop.
+  using ScanFn = absl::FunctionRef<bool(Record&&)>;
+
+  virtual ~Backend() = default;
+
+  // Atomic read-modify-write of one record. NOT_FOUND when the tenant does
+  // not exist; otherwise the status of `fn` or of the write.
+  virtual absl::Status Update(absl::string_view tenant, absl::string_view key,
+                              UpdateFn fn) = 0;
+
+  // The stored record, or nullopt. NOT_FOUND when the tenant does not exist.
+  virtual absl::StatusOr<std::optional<Record>> Get(absl::string_view tenant,
+                                                    absl::string_view key) = 0;
+
+  // Visits records whose key starts with `prefix`, from the first key >=
+  // `start` on. NOT_FOUND when the tenant does not exist.
+  virtual absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
+                            absl::string_view start, ScanFn fn) = 0;
+
+  // A fencing token never returned before (guarantee 3).
+  virtual absl::StatusOr<uint64_t> NextFencingToken() = 0;
+
+  // ALREADY_EXISTS when it exists; RESOURCE_EXHAUSTED past the tenant cap.
+  // The name must already be valid (ValidateTenantName).
+  virtual absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name) = 0;
+  // Deletes the tenant and all its records. NOT_FOUND when absent.
+  virtual absl::Status DropTenant(absl::string_view name) = 0;
+  // Every tenant, in name order.
+  virtual std::vector<TenantInfo> ListTenants() = 0;
+
+  virtual absl::StatusOr<BackendStats> Stats() = 0;
+};
+
+// The errors every backend gives for an unknown tenant and at its tenant cap,
+// so that callers see one wording whatever the engine.
+absl::Status UnknownTenantError(absl::string_view tenant);
+absl::Status TenantCapError(absl::string_view tenant, size_t max_tenants);
+
+}  // namespace idemkey::store
+
+#endif  // IDEMKEY_SERVER_STORE_BACKEND_H_

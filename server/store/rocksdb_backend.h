@@ -1,0 +1,128 @@
+// rocksdb_backend.h — the Backend of idemkeyd: records in an embedded RocksDB.
+//
+// Layout: one column family per tenant ("tenant/<name>"), holding key ->
+// encoded Record (record_codec.h); and the column family "idemkey.system"
+// holding the tenant registry ("tenant/<name>" -> created_ms) and the fencing
+// token watermark. Every tenant column family shares one block cache and one
+// write-buffer manager, so memory stays bounded however many tenants exist,
+// and runs the TTL compaction filter.
+//
+// Atomic read-modify-write: Update locks one of `lock_stripes` mutexes chosen
+// by hash(tenant, key) around Get + decide + Put. Writers of different keys
+// proceed in parallel and share WAL syncs through RocksDB's group commit.
+//
+//   RocksDbOptions options;
+//   options.path = "./data";
+//   absl::StatusOr<std::unique_ptr<RocksDbBackend>> backend =
+//       RocksDbBackend::Open(options);
+//   ...
+//   (*backend)->Close();  // flush memtables, sync the WAL
+
+#ifndef IDEMKEY_SERVER_STORE_ROCKSDB_BACKEND_H_
+#define IDEMKEY_SERVER_STORE_ROCKSDB_BACKEND_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "rocksdb/db.h"
+#include "server/store/backend.h"
+#include "server/store/clock.h"
+#include "server/store/ttl_compaction_filter.h"
+
+namespace idemkey::store {
+
+struct RocksDbOptions {
+  // Data directory; created if missing.
+  std::string path;
+  // fsync the WAL before acknowledging a write. Off: a process crash loses
+  // nothing, a machine crash may lose the last writes.
+  bool sync = true;
+  // Shared by all tenants: block cache, which also accounts memtables.
+  size_t block_cache_bytes = 512 << 20;
+  // Memtables of all tenants together (charged to the block cache).
+  size_t write_buffer_bytes = 128 << 20;
+  // CreateTenant refuses past this many tenants (see README, "Tenants").
+  size_t max_tenants = 1000;
+  // Cold files are rewritten (and expired records dropped) at least this
+  // often.
+  uint64_t periodic_compaction_seconds = 12 * 3600;
+  // Mutexes serializing Updates; more stripes, fewer false collisions.
+  size_t lock_stripes = 4096;
+  // Not owned; must outlive the backend.
+  const Clock* clock = SystemClock::Get();
+};
+
+class RocksDbBackend final : public Backend {
+ public:
+  // Opens or creates the store. Errors name the path and the likely cause:
+  // FAILED_PRECONDITION when another process holds the DB lock,
+  // PERMISSION_DENIED / INTERNAL when the directory cannot be used.
+  static absl::StatusOr<std::unique_ptr<RocksDbBackend>> Open(
+      const RocksDbOptions& options);
+
+  // Closes without flushing if Close() was not called.
+  ~RocksDbBackend() override;
+
+  // Flushes memtables, syncs the WAL and closes the DB. Call once, after the
+  // last Update; the backend is unusable afterwards.
+  absl::Status Close();
+
+  absl::Status Update(absl::string_view tenant, absl::string_view key,
+                      UpdateFn fn) override;
+  absl::StatusOr<std::optional<Record>> Get(absl::string_view tenant,
+                                            absl::string_view key) override;
+  absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
+                    absl::string_view start, ScanFn fn) override;
+  absl::StatusOr<uint64_t> NextFencingToken() override;
+  absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name) override;
+  absl::Status DropTenant(absl::string_view name) override;
+  std::vector<TenantInfo> ListTenants() override;
+  absl::StatusOr<BackendStats> Stats() override;
+
+  // For tests: the raw DB and a tenant's column family (nullptr if absent).
+  rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* TenantHandleForTesting(absl::string_view name);
+
+ private:
+  // A tenant's column family, shared by the calls using it: DropTenant drops
+  // the column family at once, and the handle is destroyed when the last
+  // call using it lets go.
+  struct Tenant;
+
+  explicit RocksDbBackend(const RocksDbOptions& options);
+  absl::Status OpenDb();
+  absl::Status ReconcileRegistry(
+      const std::vector<rocksdb::ColumnFamilyHandle*>& handles);
+  rocksdb::ColumnFamilyOptions TenantCfOptions() const;
+  std::mutex& StripeFor(absl::string_view tenant, absl::string_view key);
+  std::shared_ptr<Tenant> FindTenant(absl::string_view name);
+
+  const RocksDbOptions options_;
+  const std::shared_ptr<TtlCompactionFilterFactory> filter_factory_;
+  std::shared_ptr<rocksdb::Cache> block_cache_;
+  rocksdb::WriteOptions write_options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;  // owned
+  rocksdb::ColumnFamilyHandle* system_cf_ = nullptr;   // owned
+
+  // Guards only the map; held for a lookup or an insert, never across I/O.
+  std::mutex tenants_mu_;
+  std::map<std::string, std::shared_ptr<Tenant>, std::less<>> tenants_;
+  // Serializes CreateTenant and DropTenant, which are slow (each rewrites
+  // the OPTIONS file), without blocking record traffic meanwhile.
+  std::mutex tenant_admin_mu_;
+
+  std::vector<std::mutex> stripes_;
+
+  std::mutex token_mu_;
+  uint64_t next_token_ = 0;       // guarded by token_mu_
+  uint64_t token_watermark_ = 0;  // persisted; next_token_ < it; guarded
+};
+
+}  // namespace idemkey::store
+
+#endif  // IDEMKEY_SERVER_STORE_ROCKSDB_BACKEND_H_
