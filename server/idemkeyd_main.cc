@@ -50,11 +50,11 @@ ABSL_FLAG(std::string, port_file, "",
 
 namespace {
 
-// Exits with status 2 and a one-line reason when flags contradict each other.
+// Exits with status 1 and a one-line reason when flags contradict each other.
 void CheckFlag(bool ok, const std::string& message) {
   if (ok) return;
   std::cerr << "idemkeyd: " << message << " (see --help)\n";
-  std::exit(2);
+  std::exit(1);
 }
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }

@@ -53,7 +53,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRecords(
     });
     if (!page.ok()) return ToGrpcStatus(page.status());
     for (store::Record& r : page->records) {
-      *resp->add_records() = ToProto(std::move(r));
+      idemkey::v1::Record* out = resp->add_records();
+      *out = ToProto(std::move(r));
+      if (!req->include_responses()) out->clear_response();
     }
     resp->set_next_page_token(std::move(page->next_page_token));
     return grpc::Status::OK;

@@ -1,0 +1,144 @@
+// Many threads, one key: SPEC's "exactly one OWNER" under real concurrency,
+// through gRPC to a real idemkeyd.
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/support/server_test.h"
+
+namespace idemkey::testing {
+namespace {
+
+constexpr int kThreads = 64;
+
+// Releases all waiting threads at once, as close together as threads allow.
+class StartGate {
+ public:
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return open_; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+struct RaceTally {
+  int owners = 0;
+  int in_progress = 0;
+  int completed = 0;
+  int other = 0;
+  uint64_t owner_token = 0;
+};
+
+class RaceTest : public ServerTest {
+ protected:
+  std::vector<std::string> ServerFlags() const override {
+    return {"--store_threads=64"};
+  }
+
+  void SetUp() override {
+    ServerTest::SetUp();
+    for (int i = 0; i < kThreads; ++i) {
+      clients_.push_back(std::make_unique<TestClient>(server().NewChannel()));
+    }
+  }
+
+  void TearDown() override {
+    clients_.clear();
+    ServerTest::TearDown();
+  }
+
+  // Every thread, on its own connection, Reserves `key` at once with its own
+  // attempt id (named after `race`) and `lease_seconds`.
+  RaceTally Race(const std::string& key, const std::string& race,
+                 int64_t lease_seconds = 0) {
+    RaceTally tally;
+    std::mutex tally_mu;
+    StartGate gate;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        auto req = ReserveReq("acme", key, "body",
+                              race + "/attempt-" + std::to_string(t));
+        if (lease_seconds > 0) req.mutable_lease()->set_seconds(lease_seconds);
+        gate.Wait();
+        auto r = clients_[t]->Reserve(req);
+        std::lock_guard<std::mutex> lock(tally_mu);
+        if (!r.status.ok()) {
+          ++tally.other;
+          return;
+        }
+        switch (r.reply.outcome()) {
+          case idemkey::v1::OUTCOME_OWNER:
+            ++tally.owners;
+            tally.owner_token = r.reply.fencing_token();
+            break;
+          case idemkey::v1::OUTCOME_IN_PROGRESS:
+            ++tally.in_progress;
+            break;
+          case idemkey::v1::OUTCOME_COMPLETED:
+            ++tally.completed;
+            break;
+          default:
+            ++tally.other;
+        }
+      });
+    }
+    gate.Open();
+    for (auto& t : threads) t.join();
+    return tally;
+  }
+
+  std::vector<std::unique_ptr<TestClient>> clients_;
+};
+
+TEST_F(RaceTest, ExactlyOneOwnerAmong64ConcurrentReserves) {
+  constexpr int kRounds = 40;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string key = "race-" + std::to_string(round);
+    RaceTally t = Race(key, key + "/first");
+    ASSERT_EQ(t.owners, 1) << "round " << round;
+    ASSERT_EQ(t.in_progress, kThreads - 1) << "round " << round;
+    ASSERT_EQ(t.other, 0) << "round " << round;
+
+    // The owner completes; a second race finds only the stored response.
+    ASSERT_TRUE(client()
+                    .Complete("acme", key, t.owner_token, SampleResponse(key))
+                    .status.ok());
+    RaceTally replay = Race(key, key + "/replay");
+    ASSERT_EQ(replay.completed, kThreads) << "round " << round;
+  }
+}
+
+TEST_F(RaceTest, ExactlyOneTakesOverALapsedLease) {
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string key = "takeover-" + std::to_string(round);
+    RaceTally first = Race(key, key + "/first", /*lease_seconds=*/1);
+    ASSERT_EQ(first.owners, 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    RaceTally takeover = Race(key, key + "/second");
+    ASSERT_EQ(takeover.owners, 1) << "round " << round;
+    ASSERT_EQ(takeover.in_progress, kThreads - 1) << "round " << round;
+    EXPECT_GT(takeover.owner_token, first.owner_token);
+    EXPECT_EQ(client()
+                  .Complete("acme", key, first.owner_token, SampleResponse("late"))
+                  .status.error_code(),
+              grpc::StatusCode::ABORTED);
+  }
+}
+
+}  // namespace
+}  // namespace idemkey::testing

@@ -1,0 +1,72 @@
+// idemkeyd's command line and its startup failures: each exits non-zero with
+// a line that says what to fix.
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/support/idemkeyd_process.h"
+#include "tests/support/temp_dir.h"
+
+namespace idemkey::testing {
+namespace {
+
+TEST(StartupTest, HelpDocumentsEveryFlag) {
+  CommandResult r = RunIdemkeyd({"--help"});
+  for (const char* flag :
+       {"--listen", "--data_dir", "--sync", "--default_ttl", "--min_ttl",
+        "--max_ttl", "--default_lease", "--max_lease", "--max_response_bytes",
+        "--max_key_bytes", "--max_tenants", "--auto_create_tenants",
+        "--store_threads", "--cache_mb", "--write_buffer_mb", "--drain_timeout",
+        "--port_file"}) {
+    EXPECT_NE(r.output.find(std::string(flag) + " ("), std::string::npos)
+        << flag << " missing from --help:\n" << r.output;
+  }
+}
+
+TEST(StartupTest, PortInUseFailsClearly) {
+  TempDir dir;
+  IdemkeydProcess first(dir.path() + "/a");
+  ASSERT_TRUE(first.Start());
+  CommandResult r = RunIdemkeyd(
+      {"--listen=" + first.address(), "--data_dir=" + dir.path() + "/b"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot listen on " + first.address()), std::string::npos)
+      << r.output;
+  ASSERT_TRUE(first.Stop());
+}
+
+TEST(StartupTest, DataDirInUseFailsClearly) {
+  TempDir dir;
+  IdemkeydProcess first(dir.path() + "/data");
+  ASSERT_TRUE(first.Start());
+  CommandResult r = RunIdemkeyd(
+      {"--listen=127.0.0.1:0", "--data_dir=" + dir.path() + "/data"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("is in use by another process"), std::string::npos)
+      << r.output;
+  ASSERT_TRUE(first.Stop());
+}
+
+TEST(StartupTest, UnusableDataDirFailsClearly) {
+  TempDir dir;
+  // A path below a regular file can never be a directory, even for root.
+  const std::string file = dir.path() + "/file";
+  FILE* f = fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fclose(f);
+  CommandResult r =
+      RunIdemkeyd({"--listen=127.0.0.1:0", "--data_dir=" + file + "/data"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot create data directory"), std::string::npos)
+      << r.output;
+}
+
+TEST(StartupTest, ContradictoryFlagsFailClearly) {
+  CommandResult r = RunIdemkeyd({"--min_ttl=2h", "--default_ttl=1h"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--min_ttl <= --default_ttl"), std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace idemkey::testing

@@ -1,0 +1,158 @@
+#include "tests/support/idemkeyd_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+namespace idemkey::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// fork + exec with stdout and stderr sent to `log_path`.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  dup2(fd, STDOUT_FILENO);
+  dup2(fd, STDERR_FILENO);
+  // The test process may have signals blocked; the server expects a clean
+  // mask (it blocks what it waits for itself).
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
+// Waits up to `timeout` for `pid` to exit; its exit code, or -1 on signal
+// death, or nullopt if it still runs.
+std::optional<int> WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+const char* IdemkeydPath() { return IDEMKEYD_PATH; }
+
+IdemkeydProcess::IdemkeydProcess(std::string data_dir,
+                                 std::vector<std::string> extra_flags)
+    : data_dir_(std::move(data_dir)),
+      extra_flags_(std::move(extra_flags)),
+      port_file_(data_dir_ + ".port"),
+      log_file_(data_dir_ + ".log") {}
+
+IdemkeydProcess::~IdemkeydProcess() {
+  if (running()) Kill9();
+}
+
+::testing::AssertionResult IdemkeydProcess::Start() {
+  if (running()) return ::testing::AssertionFailure() << "already running";
+  unlink(port_file_.c_str());
+  std::vector<std::string> args = {IdemkeydPath(), "--listen=127.0.0.1:0",
+                                   "--data_dir=" + data_dir_,
+                                   "--port_file=" + port_file_};
+  args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
+  pid_ = Spawn(args, log_file_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (std::optional<int> code = WaitExit(pid_, std::chrono::milliseconds(0))) {
+      pid_ = -1;
+      return ::testing::AssertionFailure()
+             << "idemkeyd exited with " << *code << " at start:\n" << Log();
+    }
+    const std::string port = ReadFile(port_file_);
+    if (!port.empty()) {
+      port_ = std::stoi(port);
+      return ::testing::AssertionSuccess();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Kill9();
+  return ::testing::AssertionFailure() << "idemkeyd did not serve within 60 s:\n"
+                                       << Log();
+}
+
+::testing::AssertionResult IdemkeydProcess::Stop() {
+  if (!running()) return ::testing::AssertionFailure() << "not running";
+  kill(pid_, SIGTERM);
+  std::optional<int> code = WaitExit(pid_, std::chrono::seconds(60));
+  if (!code) {
+    Kill9();
+    return ::testing::AssertionFailure() << "idemkeyd ignored SIGTERM:\n" << Log();
+  }
+  pid_ = -1;
+  if (*code != 0) {
+    return ::testing::AssertionFailure()
+           << "idemkeyd exited with " << *code << " after SIGTERM:\n" << Log();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+void IdemkeydProcess::Kill9() {
+  if (!running()) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::string IdemkeydProcess::address() const {
+  return "127.0.0.1:" + std::to_string(port_);
+}
+
+std::shared_ptr<grpc::Channel> IdemkeydProcess::NewChannel() const {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  // A channel of its own, not one shared through the global subchannel pool.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+std::string IdemkeydProcess::Log() const { return ReadFile(log_file_); }
+
+CommandResult RunIdemkeyd(const std::vector<std::string>& args,
+                          int timeout_seconds) {
+  char log_path[] = "/tmp/idemkeyd-run-XXXXXX";
+  const int fd = mkstemp(log_path);
+  close(fd);
+  std::vector<std::string> argv = {IdemkeydPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = Spawn(argv, log_path);
+  CommandResult result;
+  std::optional<int> code = WaitExit(pid, std::chrono::seconds(timeout_seconds));
+  if (!code) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  result.exit_code = code.value_or(-1);
+  result.output = ReadFile(log_path);
+  unlink(log_path);
+  return result;
+}
+
+}  // namespace idemkey::testing

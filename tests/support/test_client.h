@@ -1,0 +1,203 @@
+// test_client.h — terse calls to a running idemkeyd for end-to-end tests.
+//
+//   TestClient client(server.NewChannel());
+//   auto r = client.Reserve(ReserveReq("acme", "k1", "body-1", "attempt-1"));
+//   EXPECT_TRUE(r.status.ok());
+//   EXPECT_EQ(r.reply.outcome(), idemkey::v1::OUTCOME_OWNER);
+//
+// Every call has a 30 s deadline, so a hung server fails the test instead of
+// hanging it.
+
+#ifndef IDEMKEY_TESTS_SUPPORT_TEST_CLIENT_H_
+#define IDEMKEY_TESTS_SUPPORT_TEST_CLIENT_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "idemkey/v1/admin.grpc.pb.h"
+#include "idemkey/v1/idemkey.grpc.pb.h"
+
+namespace idemkey::testing {
+
+template <typename Reply>
+struct Result {
+  grpc::Status status;
+  Reply reply;
+};
+
+// A 32-byte fingerprint standing for a request body; equal seeds, equal
+// fingerprints.
+inline std::string Fingerprint(const std::string& seed) {
+  std::string fp = seed.substr(0, 32);
+  fp.resize(32, '.');
+  return fp;
+}
+
+inline idemkey::v1::ReserveRequest ReserveReq(const std::string& tenant,
+                                              const std::string& key,
+                                              const std::string& body,
+                                              const std::string& attempt) {
+  idemkey::v1::ReserveRequest r;
+  r.set_tenant(tenant);
+  r.set_key(key);
+  r.set_fingerprint(Fingerprint(body));
+  r.set_attempt_id(attempt);
+  return r;
+}
+
+// A response with repeated headers, a binary header value and a binary body:
+// what a replay must reproduce byte for byte.
+inline idemkey::v1::StoredResponse SampleResponse(const std::string& tag) {
+  idemkey::v1::StoredResponse r;
+  r.set_status_code(201);
+  auto* h = r.add_headers();
+  h->set_name("Set-Cookie");
+  h->set_value("a=1");
+  h = r.add_headers();
+  h->set_name("Set-Cookie");
+  h->set_value("b=2");
+  h = r.add_headers();
+  h->set_name("trace-bin");
+  h->set_value(std::string("\x00\xff\x01", 3));
+  r.set_body(std::string("{\"charge\":\"") + tag + "\"}\n" + std::string("\x00\x80", 2));
+  return r;
+}
+
+class TestClient {
+ public:
+  explicit TestClient(std::shared_ptr<grpc::Channel> channel)
+      : channel_(channel),
+        keys_(idemkey::v1::KeyService::NewStub(channel)),
+        admin_(idemkey::v1::AdminService::NewStub(channel)) {}
+
+  Result<idemkey::v1::ReserveResponse> Reserve(const idemkey::v1::ReserveRequest& r) {
+    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Reserve, r);
+  }
+  Result<idemkey::v1::CompleteResponse> Complete(
+      const std::string& tenant, const std::string& key, uint64_t token,
+      const idemkey::v1::StoredResponse& response) {
+    idemkey::v1::CompleteRequest r;
+    r.set_tenant(tenant);
+    r.set_key(key);
+    r.set_fencing_token(token);
+    *r.mutable_response() = response;
+    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Complete, r);
+  }
+  Result<idemkey::v1::ReleaseResponse> Release(const std::string& tenant,
+                                               const std::string& key,
+                                               uint64_t token) {
+    idemkey::v1::ReleaseRequest r;
+    r.set_tenant(tenant);
+    r.set_key(key);
+    r.set_fencing_token(token);
+    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Release, r);
+  }
+  Result<idemkey::v1::HeartbeatResponse> Heartbeat(const std::string& tenant,
+                                                   const std::string& key,
+                                                   uint64_t token,
+                                                   int64_t lease_seconds = 0) {
+    idemkey::v1::HeartbeatRequest r;
+    r.set_tenant(tenant);
+    r.set_key(key);
+    r.set_fencing_token(token);
+    if (lease_seconds > 0) r.mutable_lease()->set_seconds(lease_seconds);
+    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Heartbeat, r);
+  }
+  Result<idemkey::v1::LookupResponse> Lookup(const std::string& tenant,
+                                             const std::string& key) {
+    idemkey::v1::LookupRequest r;
+    r.set_tenant(tenant);
+    r.set_key(key);
+    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Lookup, r);
+  }
+  Result<idemkey::v1::ListRecordsResponse> ListRecords(
+      const idemkey::v1::ListRecordsRequest& r) {
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::ListRecords, r);
+  }
+  Result<idemkey::v1::DeleteRecordResponse> DeleteRecord(const std::string& tenant,
+                                                         const std::string& key) {
+    idemkey::v1::DeleteRecordRequest r;
+    r.set_tenant(tenant);
+    r.set_key(key);
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::DeleteRecord, r);
+  }
+  Result<idemkey::v1::ListTenantsResponse> ListTenants() {
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::ListTenants,
+                idemkey::v1::ListTenantsRequest());
+  }
+  Result<idemkey::v1::Tenant> CreateTenant(const std::string& name) {
+    idemkey::v1::CreateTenantRequest r;
+    r.set_name(name);
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::CreateTenant, r);
+  }
+  Result<idemkey::v1::DropTenantResponse> DropTenant(const std::string& name) {
+    idemkey::v1::DropTenantRequest r;
+    r.set_name(name);
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::DropTenant, r);
+  }
+  Result<idemkey::v1::GetStatsResponse> GetStats() {
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::GetStats,
+                idemkey::v1::GetStatsRequest());
+  }
+
+  // grpc.health.v1.Health/Check for the whole server, through the generic
+  // stub (Debian ships no health.proto): the serving status (1 = SERVING).
+  Result<int> HealthCheck() {
+    grpc::GenericStub generic(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Slice empty("");  // HealthCheckRequest{service: ""} encodes to nothing
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Result<int> out{grpc::Status::OK, 0};
+    generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                      &request, &response, [&](grpc::Status s) {
+                        std::lock_guard<std::mutex> lock(mu);
+                        out.status = s;
+                        done = true;
+                        cv.notify_one();
+                      });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+    std::vector<grpc::Slice> slices;
+    if (out.status.ok() && response.Dump(&slices).ok()) {
+      std::string bytes;
+      for (const auto& s : slices) {
+        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+      // HealthCheckResponse{status = N}: field 1, varint: 0x08 N.
+      if (bytes.size() == 2 && bytes[0] == 0x08) out.reply = bytes[1];
+    }
+    return out;
+  }
+
+ private:
+  template <typename Stub, typename Req, typename Reply>
+  static Result<Reply> Call(Stub* stub,
+                            grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                         const Req&, Reply*),
+                            const Req& request) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    Result<Reply> out;
+    out.status = (stub->*method)(&ctx, request, &out.reply);
+    return out;
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<idemkey::v1::KeyService::Stub> keys_;
+  std::unique_ptr<idemkey::v1::AdminService::Stub> admin_;
+};
+
+}  // namespace idemkey::testing
+
+#endif  // IDEMKEY_TESTS_SUPPORT_TEST_CLIENT_H_

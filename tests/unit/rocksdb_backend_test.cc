@@ -1,0 +1,142 @@
+// RocksDbBackend specifics: the TTL compaction filter reclaims expired
+// records physically, fencing tokens never repeat across reopen, and the
+// tenant registry follows the column families.
+
+#include "server/store/rocksdb_backend.h"
+
+#include <set>
+
+#include "gtest/gtest.h"
+#include "server/store/key_store.h"
+#include "tests/support/temp_dir.h"
+
+namespace idemkey::store {
+namespace {
+
+constexpr int64_t kStart = 1'700'000'000'000;
+
+class RocksDbBackendTest : public ::testing::Test {
+ protected:
+  void Open() {
+    RocksDbOptions options;
+    options.path = dir_.path() + "/db";
+    options.clock = &clock_;
+    auto opened = RocksDbBackend::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    backend_ = std::move(*opened);
+    KeyStoreOptions store_options;
+    store_options.clock = &clock_;
+    store_options.limits.min_ttl_ms = 1000;
+    store_ = std::make_unique<KeyStore>(backend_.get(), store_options);
+  }
+
+  void Reopen() {
+    store_.reset();
+    ASSERT_TRUE(backend_->Close().ok());
+    backend_.reset();
+    Open();
+  }
+
+  // Reserves and completes `key` with retention `ttl_ms`.
+  void PutCompleted(const std::string& key, int64_t ttl_ms) {
+    absl::StatusOr<ReserveResult> r = store_->Reserve(
+        {.tenant = "acme", .key = key, .fingerprint = std::string(32, 'f'),
+         .attempt_id = "a", .ttl_ms = ttl_ms});
+    ASSERT_TRUE(r.ok()) << r.status();
+    idemkey::v1::StoredResponse response;
+    response.set_body("body of " + key);
+    ASSERT_TRUE(store_->Complete("acme", key, r->fencing_token, response).ok());
+  }
+
+  // Keys physically present in the tenant's column family, expired or not.
+  std::set<std::string> RawKeys(const std::string& tenant) {
+    std::set<std::string> keys;
+    std::unique_ptr<rocksdb::Iterator> it(backend_->db()->NewIterator(
+        rocksdb::ReadOptions(), backend_->TenantHandleForTesting(tenant)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.insert(it->key().ToString());
+    EXPECT_TRUE(it->status().ok());
+    return keys;
+  }
+
+  idemkey::testing::TempDir dir_;
+  ManualClock clock_{kStart};
+  std::unique_ptr<RocksDbBackend> backend_;
+  std::unique_ptr<KeyStore> store_;
+};
+
+TEST_F(RocksDbBackendTest, CompactionDropsExpiredRecordsAndKeepsLiveOnes) {
+  Open();
+  for (int i = 0; i < 100; ++i) {
+    PutCompleted("short-" + std::to_string(i), 60'000);
+    PutCompleted("long-" + std::to_string(i), 3'600'000);
+  }
+  rocksdb::ColumnFamilyHandle* cf = backend_->TenantHandleForTesting("acme");
+  // Into table files while everything is live: the flush keeps all of it.
+  ASSERT_TRUE(backend_->db()->Flush(rocksdb::FlushOptions(), cf).ok());
+  ASSERT_EQ(RawKeys("acme").size(), 200u);
+
+  clock_.Advance(absl::Minutes(2));
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  ASSERT_TRUE(backend_->db()->CompactRange(compact, cf, nullptr, nullptr).ok());
+
+  std::set<std::string> left = RawKeys("acme");
+  EXPECT_EQ(left.size(), 100u);
+  for (const std::string& k : left) EXPECT_EQ(k.rfind("long-", 0), 0u) << k;
+  EXPECT_GE(backend_->Stats()->expired_records_dropped, 100u);
+  EXPECT_TRUE(store_->Lookup("acme", "long-7").ok());
+}
+
+TEST_F(RocksDbBackendTest, FlushDropsRecordsThatExpiredInTheMemtable) {
+  Open();
+  for (int i = 0; i < 10; ++i) PutCompleted("k" + std::to_string(i), 60'000);
+  PutCompleted("live", 3'600'000);
+  clock_.Advance(absl::Minutes(2));
+  rocksdb::ColumnFamilyHandle* cf = backend_->TenantHandleForTesting("acme");
+  ASSERT_TRUE(backend_->db()->Flush(rocksdb::FlushOptions(), cf).ok());
+  EXPECT_EQ(RawKeys("acme"), std::set<std::string>{"live"});
+}
+
+TEST_F(RocksDbBackendTest, FencingTokensKeepGrowingAcrossReopen) {
+  Open();
+  uint64_t last = 0;
+  for (int i = 0; i < 5; ++i) last = *backend_->NextFencingToken();
+  Reopen();
+  EXPECT_GT(*backend_->NextFencingToken(), last);
+}
+
+TEST_F(RocksDbBackendTest, TenantsAndRecordsSurviveReopen) {
+  Open();
+  PutCompleted("k", 3'600'000);
+  ASSERT_TRUE(backend_->CreateTenant("globex").ok());
+  const int64_t created = backend_->ListTenants()[1].created_ms;
+  Reopen();
+  std::vector<TenantInfo> tenants = backend_->ListTenants();
+  ASSERT_EQ(tenants.size(), 2u);
+  EXPECT_EQ(tenants[1].name, "globex");
+  EXPECT_EQ(tenants[1].created_ms, created);
+  absl::StatusOr<Record> r = store_->Lookup("acme", "k");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->response.body(), "body of k");
+}
+
+TEST_F(RocksDbBackendTest, DroppedTenantStaysDroppedAfterReopen) {
+  Open();
+  PutCompleted("k", 3'600'000);
+  ASSERT_TRUE(backend_->DropTenant("acme").ok());
+  Reopen();
+  EXPECT_TRUE(backend_->ListTenants().empty());
+}
+
+TEST_F(RocksDbBackendTest, SecondOpenOfTheSameDirectoryIsRefused) {
+  Open();
+  RocksDbOptions options;
+  options.path = dir_.path() + "/db";
+  auto second = RocksDbBackend::Open(options);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use by another process"),
+            absl::string_view::npos);
+}
+
+}  // namespace
+}  // namespace idemkey::store
