@@ -53,7 +53,8 @@ int RunDaemon(const DaemonOptions& options) {
   absl::StatusOr<std::unique_ptr<store::RocksDbBackend>> backend =
       store::RocksDbBackend::Open(options.rocksdb);
   if (!backend.ok()) {
-    Log(LogLevel::kError, absl::StrCat("cannot start: ", backend.status().message()));
+    Log(LogLevel::kError,
+        absl::StrCat("cannot start: ", backend.status().message()));
     return 1;
   }
   store::KeyStore key_store(backend->get(), options.key_store);
@@ -70,8 +71,8 @@ int RunDaemon(const DaemonOptions& options) {
   // Room for a response at the limit plus the request around it, so an
   // oversized response reaches the store's clear error rather than a
   // transport error.
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(options.key_store.limits.max_response_bytes + (1 << 20)));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      options.key_store.limits.max_response_bytes + (1 << 20)));
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
                            &port);
@@ -106,7 +107,8 @@ int RunDaemon(const DaemonOptions& options) {
   do {
     sigwait(&signals, &sig);
   } while (sig == SIGHUP);  // reserved for reloading configuration
-  Log(LogLevel::kInfo, absl::StrCat("signal ", sig, ": draining in-flight calls"));
+  Log(LogLevel::kInfo,
+      absl::StrCat("signal ", sig, ": draining in-flight calls"));
 
   server->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on
   server->Shutdown(std::chrono::system_clock::now() +

@@ -24,7 +24,8 @@ ABSL_FLAG(bool, sync, true,
 ABSL_FLAG(absl::Duration, default_ttl, absl::Hours(24),
           "retention of a completed record when Reserve sets no ttl");
 ABSL_FLAG(absl::Duration, min_ttl, absl::Minutes(1), "shortest ttl accepted");
-ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30), "longest ttl accepted");
+ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24 * 30),
+          "longest ttl accepted");
 ABSL_FLAG(absl::Duration, default_lease, absl::Seconds(30),
           "lease of an attempt when Reserve or Heartbeat sets none");
 ABSL_FLAG(absl::Duration, max_lease, absl::Hours(1), "longest lease accepted");
@@ -45,8 +46,9 @@ ABSL_FLAG(int64_t, write_buffer_mb, 128,
           "memtables of all tenants together, in MiB");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM/SIGINT, how long in-flight calls may take to finish");
-ABSL_FLAG(std::string, port_file, "",
-          "write the bound port to this file once serving (for --listen=...:0)");
+ABSL_FLAG(
+    std::string, port_file, "",
+    "write the bound port to this file once serving (for --listen=...:0)");
 
 namespace {
 
@@ -75,9 +77,9 @@ int main(int argc, char** argv) {
       "RocksDB.\nUsage: idemkeyd [--listen=127.0.0.1:50051] "
       "[--data_dir=./data] [flags]\nStops cleanly on SIGTERM or SIGINT.");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  CheckFlag(rest.size() == 1,
-            absl::StrCat("unexpected argument \"", rest.size() > 1 ? rest[1] : "",
-                         "\"; every option is a --flag"));
+  CheckFlag(rest.size() == 1, absl::StrCat("unexpected argument \"",
+                                           rest.size() > 1 ? rest[1] : "",
+                                           "\"; every option is a --flag"));
 
   idemkey::DaemonOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -85,7 +87,8 @@ int main(int argc, char** argv) {
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   options.rocksdb.path = absl::GetFlag(FLAGS_data_dir);
   options.rocksdb.sync = absl::GetFlag(FLAGS_sync);
-  options.key_store.auto_create_tenants = absl::GetFlag(FLAGS_auto_create_tenants);
+  options.key_store.auto_create_tenants =
+      absl::GetFlag(FLAGS_auto_create_tenants);
 
   idemkey::store::Limits& limits = options.key_store.limits;
   limits.default_ttl_ms = Millis(absl::GetFlag(FLAGS_default_ttl));
@@ -93,9 +96,10 @@ int main(int argc, char** argv) {
   limits.max_ttl_ms = Millis(absl::GetFlag(FLAGS_max_ttl));
   limits.default_lease_ms = Millis(absl::GetFlag(FLAGS_default_lease));
   limits.max_lease_ms = Millis(absl::GetFlag(FLAGS_max_lease));
-  CheckFlag(limits.min_ttl_ms > 0 && limits.min_ttl_ms <= limits.default_ttl_ms &&
-                limits.default_ttl_ms <= limits.max_ttl_ms,
-            "ttl flags must satisfy 0 < --min_ttl <= --default_ttl <= --max_ttl");
+  CheckFlag(
+      limits.min_ttl_ms > 0 && limits.min_ttl_ms <= limits.default_ttl_ms &&
+          limits.default_ttl_ms <= limits.max_ttl_ms,
+      "ttl flags must satisfy 0 < --min_ttl <= --default_ttl <= --max_ttl");
   CheckFlag(limits.min_lease_ms <= limits.default_lease_ms &&
                 limits.default_lease_ms <= limits.max_lease_ms,
             "lease flags must satisfy 1s <= --default_lease <= --max_lease");
@@ -122,7 +126,8 @@ int main(int argc, char** argv) {
   options.rocksdb.max_tenants = static_cast<size_t>(max_tenants);
   options.store_threads = static_cast<size_t>(threads);
   options.rocksdb.block_cache_bytes = static_cast<size_t>(cache_mb) << 20;
-  options.rocksdb.write_buffer_bytes = static_cast<size_t>(write_buffer_mb) << 20;
+  options.rocksdb.write_buffer_bytes = static_cast<size_t>(write_buffer_mb)
+                                       << 20;
 
   return idemkey::RunDaemon(options);
 }

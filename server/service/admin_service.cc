@@ -23,7 +23,8 @@ AdminServiceImpl::AdminServiceImpl(store::KeyStore* store,
     : store_(store), pool_(pool), started_(absl::Now()) {}
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListRecords(
-    grpc::CallbackServerContext* ctx, const idemkey::v1::ListRecordsRequest* req,
+    grpc::CallbackServerContext* ctx,
+    const idemkey::v1::ListRecordsRequest* req,
     idemkey::v1::ListRecordsResponse* resp) {
   return RunOnPool(ctx, pool_, [this, req, resp] {
     std::optional<store::RecordState> state;
@@ -87,7 +88,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateTenant(
     grpc::CallbackServerContext* ctx,
     const idemkey::v1::CreateTenantRequest* req, idemkey::v1::Tenant* resp) {
   return RunOnPool(ctx, pool_, [this, req, resp] {
-    absl::StatusOr<store::TenantInfo> created = store_->CreateTenant(req->name());
+    absl::StatusOr<store::TenantInfo> created =
+        store_->CreateTenant(req->name());
     if (!created.ok()) return ToGrpcStatus(created.status());
     *resp = ToProto(*created);
     return grpc::Status::OK;
@@ -103,7 +105,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DropTenant(
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetStats(
-    grpc::CallbackServerContext* ctx, const idemkey::v1::GetStatsRequest* /*req*/,
+    grpc::CallbackServerContext* ctx,
+    const idemkey::v1::GetStatsRequest* /*req*/,
     idemkey::v1::GetStatsResponse* resp) {
   return RunOnPool(ctx, pool_, [this, resp] {
     absl::StatusOr<store::BackendStats> stats = store_->Stats();

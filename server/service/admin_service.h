@@ -39,9 +39,9 @@ class AdminServiceImpl final
       grpc::CallbackServerContext* ctx,
       const idemkey::v1::DropTenantRequest* req,
       idemkey::v1::DropTenantResponse* resp) override;
-  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx,
-                                     const idemkey::v1::GetStatsRequest* req,
-                                     idemkey::v1::GetStatsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetStats(
+      grpc::CallbackServerContext* ctx, const idemkey::v1::GetStatsRequest* req,
+      idemkey::v1::GetStatsResponse* resp) override;
 
  private:
   store::KeyStore* const store_;

@@ -90,7 +90,8 @@ grpc::ServerUnaryReactor* KeyServiceImpl::Lookup(
     grpc::CallbackServerContext* ctx, const idemkey::v1::LookupRequest* req,
     idemkey::v1::LookupResponse* resp) {
   return RunOnPool(ctx, pool_, [this, req, resp] {
-    absl::StatusOr<store::Record> record = store_->Lookup(req->tenant(), req->key());
+    absl::StatusOr<store::Record> record =
+        store_->Lookup(req->tenant(), req->key());
     if (!record.ok()) return ToGrpcStatus(record.status());
     *resp->mutable_record() = ToProto(std::move(*record));
     return grpc::Status::OK;

@@ -31,11 +31,12 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
       grpc::CallbackServerContext* ctx, const idemkey::v1::ReleaseRequest* req,
       idemkey::v1::ReleaseResponse* resp) override;
   grpc::ServerUnaryReactor* Heartbeat(
-      grpc::CallbackServerContext* ctx, const idemkey::v1::HeartbeatRequest* req,
+      grpc::CallbackServerContext* ctx,
+      const idemkey::v1::HeartbeatRequest* req,
       idemkey::v1::HeartbeatResponse* resp) override;
-  grpc::ServerUnaryReactor* Lookup(
-      grpc::CallbackServerContext* ctx, const idemkey::v1::LookupRequest* req,
-      idemkey::v1::LookupResponse* resp) override;
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx,
+                                   const idemkey::v1::LookupRequest* req,
+                                   idemkey::v1::LookupResponse* resp) override;
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* ctx,
                                  const idemkey::v1::PingRequest* req,
                                  idemkey::v1::PingResponse* resp) override;

@@ -41,10 +41,10 @@ absl::Status CheckLeaseHolder(const std::optional<Record>& r,
         "DeleteRecord it)"));
   }
   if (r->fencing_token != token) {
-    return absl::AbortedError(absl::StrCat(
-        "fencing token ", token, " no longer holds the lease of ",
-        Where(tenant, key), ": another attempt took over (token ",
-        r->fencing_token, ")"));
+    return absl::AbortedError(
+        absl::StrCat("fencing token ", token, " no longer holds the lease of ",
+                     Where(tenant, key), ": another attempt took over (token ",
+                     r->fencing_token, ")"));
   }
   if (!r->LeaseLiveAt(now_ms)) {
     return absl::AbortedError(absl::StrCat(
@@ -185,7 +185,8 @@ absl::StatusOr<int64_t> KeyStore::Complete(
           expires_ms = r->expires_ms;  // a retried Complete: already stored
           return WriteAction::kNone;
         }
-        if (absl::Status held = CheckLeaseHolder(r, tenant, key, fencing_token, now);
+        if (absl::Status held =
+                CheckLeaseHolder(r, tenant, key, fencing_token, now);
             !held.ok()) {
           return held;
         }
@@ -218,7 +219,8 @@ absl::Status KeyStore::Release(absl::string_view tenant, absl::string_view key,
       [&](std::optional<Record>& r) -> absl::StatusOr<WriteAction> {
         const int64_t now = options_.clock->NowMillis();
         ForgetIfExpired(r, now);
-        if (absl::Status held = CheckLeaseHolder(r, tenant, key, fencing_token, now);
+        if (absl::Status held =
+                CheckLeaseHolder(r, tenant, key, fencing_token, now);
             !held.ok()) {
           return held;
         }
@@ -239,7 +241,8 @@ absl::StatusOr<int64_t> KeyStore::Heartbeat(absl::string_view tenant,
       [&](std::optional<Record>& r) -> absl::StatusOr<WriteAction> {
         const int64_t now = options_.clock->NowMillis();
         ForgetIfExpired(r, now);
-        if (absl::Status held = CheckLeaseHolder(r, tenant, key, fencing_token, now);
+        if (absl::Status held =
+                CheckLeaseHolder(r, tenant, key, fencing_token, now);
             !held.ok()) {
           return held;
         }
@@ -269,9 +272,9 @@ absl::StatusOr<RecordPage> KeyStore::ListRecords(const ListQuery& query) {
     return s;
   }
   if (query.page_size < 0 || query.page_size > kMaxPageSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size ", query.page_size, " is out of range; it must be 1-",
-                     kMaxPageSize, " (or 0 for ", kDefaultPageSize, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_size ", query.page_size, " is out of range; it must be 1-",
+        kMaxPageSize, " (or 0 for ", kDefaultPageSize, ")"));
   }
   // The page token is the last key of the previous page.
   if (!query.page_token.empty() &&
@@ -289,8 +292,8 @@ absl::StatusOr<RecordPage> KeyStore::ListRecords(const ListQuery& query) {
   bool more = false;
   const absl::string_view start =
       query.page_token.empty() ? query.key_prefix : query.page_token;
-  absl::Status s = backend_->Scan(
-      query.tenant, query.key_prefix, start, [&](Record&& r) {
+  absl::Status s =
+      backend_->Scan(query.tenant, query.key_prefix, start, [&](Record&& r) {
         if (r.key == query.page_token || r.ExpiredAt(now) ||
             (query.state && r.state != *query.state)) {
           return true;

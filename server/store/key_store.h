@@ -25,11 +25,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/store/backend.h"
 #include "server/store/clock.h"
 #include "server/store/limits.h"
@@ -58,9 +58,9 @@ enum class ReserveOutcome { kOwner, kInProgress, kCompleted, kMismatch };
 
 struct ReserveResult {
   ReserveOutcome outcome = ReserveOutcome::kMismatch;
-  uint64_t fencing_token = 0;         // kOwner
-  int64_t lease_expires_ms = 0;       // kOwner, kInProgress
-  int64_t expires_ms = 0;             // all but kMismatch
+  uint64_t fencing_token = 0;            // kOwner
+  int64_t lease_expires_ms = 0;          // kOwner, kInProgress
+  int64_t expires_ms = 0;                // all but kMismatch
   idemkey::v1::StoredResponse response;  // kCompleted
 };
 
@@ -69,7 +69,7 @@ struct ListQuery {
   absl::string_view key_prefix;
   std::optional<RecordState> state;  // nullopt: every state
   int32_t page_size = 0;             // 0: 100; at most 1000
-  absl::string_view page_token;       // from the previous RecordPage
+  absl::string_view page_token;      // from the previous RecordPage
   bool include_responses = false;
 };
 
@@ -92,7 +92,8 @@ class KeyStore {
   // Returns when the completed record expires. Completing again with the
   // token that completed it is OK (a retry whose reply was lost); the first
   // stored response stays.
-  absl::StatusOr<int64_t> Complete(absl::string_view tenant, absl::string_view key,
+  absl::StatusOr<int64_t> Complete(absl::string_view tenant,
+                                   absl::string_view key,
                                    uint64_t fencing_token,
                                    idemkey::v1::StoredResponse response);
   absl::Status Release(absl::string_view tenant, absl::string_view key,
@@ -101,7 +102,8 @@ class KeyStore {
   absl::StatusOr<int64_t> Heartbeat(absl::string_view tenant,
                                     absl::string_view key,
                                     uint64_t fencing_token, int64_t lease_ms);
-  absl::StatusOr<Record> Lookup(absl::string_view tenant, absl::string_view key);
+  absl::StatusOr<Record> Lookup(absl::string_view tenant,
+                                absl::string_view key);
 
   // Admin.
   absl::StatusOr<RecordPage> ListRecords(const ListQuery& query);

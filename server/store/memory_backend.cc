@@ -67,7 +67,8 @@ absl::StatusOr<TenantInfo> MemoryBackend::CreateTenant(absl::string_view name) {
     return absl::AlreadyExistsError(
         absl::StrCat("tenant \"", name, "\" already exists"));
   }
-  if (tenants_.size() >= max_tenants_) return TenantCapError(name, max_tenants_);
+  if (tenants_.size() >= max_tenants_)
+    return TenantCapError(name, max_tenants_);
   TenantInfo info{std::string(name), clock_->NowMillis()};
   tenants_[info.name].created_ms = info.created_ms;
   return info;

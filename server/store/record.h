@@ -41,8 +41,8 @@ struct Record {
   // The record is absent for every read from this instant on. While in
   // progress it is at least the lease expiry; once completed, completion+ttl.
   int64_t expires_ms = 0;
-  int64_t ttl_ms = 0;        // retention after completion
-  int64_t completed_ms = 0;  // 0 while in progress
+  int64_t ttl_ms = 0;                    // retention after completion
+  int64_t completed_ms = 0;              // 0 while in progress
   idemkey::v1::StoredResponse response;  // only when completed
 
   bool ExpiredAt(int64_t now_ms) const { return expires_ms <= now_ms; }

@@ -39,21 +39,20 @@ std::optional<RecordHeader> DecodeRecordHeader(absl::string_view value) {
       state != static_cast<uint8_t>(RecordState::kCompleted)) {
     return std::nullopt;
   }
-  return RecordHeader{
-      version, static_cast<RecordState>(state),
-      static_cast<int64_t>(util::GetFixed64(value.data() + 2))};
+  return RecordHeader{version, static_cast<RecordState>(state),
+                      static_cast<int64_t>(util::GetFixed64(value.data() + 2))};
 }
 
 absl::StatusOr<Record> DecodeRecord(absl::string_view key,
                                     absl::string_view value) {
   std::optional<RecordHeader> header = DecodeRecordHeader(value);
   storage::v1::RecordBody body;
-  if (!header ||
-      !body.ParseFromArray(value.data() + kRecordHeaderSize,
-                           static_cast<int>(value.size() - kRecordHeaderSize))) {
+  if (!header || !body.ParseFromArray(
+                     value.data() + kRecordHeaderSize,
+                     static_cast<int>(value.size() - kRecordHeaderSize))) {
     return absl::DataLossError(absl::StrCat(
-        "stored record for key \"", key, "\" is corrupt or of an unknown format (",
-        value.size(), " bytes)"));
+        "stored record for key \"", key,
+        "\" is corrupt or of an unknown format (", value.size(), " bytes)"));
   }
   Record r;
   r.key = std::string(key);

@@ -40,7 +40,10 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   return absl::InternalError(msg);
 }
 
-rocksdb::Slice ToSlice(absl::string_view s) { return {s.data(), s.size()}; }
+// An empty view may have a null data pointer, which RocksDB passes to memcmp.
+rocksdb::Slice ToSlice(absl::string_view s) {
+  return s.empty() ? rocksdb::Slice() : rocksdb::Slice(s.data(), s.size());
+}
 
 }  // namespace
 
@@ -110,16 +113,16 @@ absl::Status RocksDbBackend::OpenDb() {
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
-  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
-      options_.write_buffer_bytes, block_cache_);
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options_.write_buffer_bytes,
+                                                    block_cache_);
   // A quiet tenant must not pin old WAL files forever: past this size, the
   // column families holding the oldest WAL get flushed.
   db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
   db_options.keep_log_file_num = 5;
 
   std::vector<std::string> names;
-  rocksdb::Status s =
-      rocksdb::DB::ListColumnFamilies(db_options, path, &names);
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, path, &names);
   if (!s.ok()) names = {rocksdb::kDefaultColumnFamilyName};  // a new DB
   if (std::find(names.begin(), names.end(), kSystemCf) == names.end()) {
     names.push_back(kSystemCf);
@@ -146,7 +149,8 @@ absl::Status RocksDbBackend::OpenDb() {
       return absl::FailedPreconditionError(absl::StrCat(
           "data directory \"", path,
           "\" is in use by another process (its RocksDB LOCK is held); stop "
-          "that idemkeyd or choose another --data_dir (", s.ToString(), ")"));
+          "that idemkeyd or choose another --data_dir (",
+          s.ToString(), ")"));
     }
     return FromRocks(s, absl::StrCat("cannot open RocksDB in \"", path, "\""));
   }
@@ -194,9 +198,9 @@ absl::Status RocksDbBackend::ReconcileRegistry(
     if (reg != registered.end()) {
       created = reg->second;
     } else {
-      rocksdb::Status s = db_->Put(
-          durable, system_cf_, kRegistryPrefix + name,
-          util::EncodeFixed64(static_cast<uint64_t>(created)));
+      rocksdb::Status s =
+          db_->Put(durable, system_cf_, kRegistryPrefix + name,
+                   util::EncodeFixed64(static_cast<uint64_t>(created)));
       if (!s.ok()) return FromRocks(s, "registering tenant");
     }
     present.insert(name);
@@ -204,7 +208,8 @@ absl::Status RocksDbBackend::ReconcileRegistry(
   }
   for (const auto& [name, created] : registered) {
     if (present.count(name) == 0) {
-      rocksdb::Status s = db_->Delete(durable, system_cf_, kRegistryPrefix + name);
+      rocksdb::Status s =
+          db_->Delete(durable, system_cf_, kRegistryPrefix + name);
       if (!s.ok()) return FromRocks(s, "unregistering tenant");
     }
   }
@@ -321,9 +326,9 @@ absl::Status RocksDbBackend::Scan(absl::string_view tenant,
       db_->NewIterator(rocksdb::ReadOptions(), t->handle));
   for (it->Seek(ToSlice(start));
        it->Valid() && it->key().starts_with(ToSlice(prefix)); it->Next()) {
-    absl::StatusOr<Record> decoded = DecodeRecord(
-        absl::string_view(it->key().data(), it->key().size()),
-        absl::string_view(it->value().data(), it->value().size()));
+    absl::StatusOr<Record> decoded =
+        DecodeRecord(absl::string_view(it->key().data(), it->key().size()),
+                     absl::string_view(it->value().data(), it->value().size()));
     if (!decoded.ok()) return decoded.status();
     if (!fn(std::move(*decoded))) return absl::OkStatus();
   }
@@ -347,7 +352,8 @@ absl::StatusOr<uint64_t> RocksDbBackend::NextFencingToken() {
   return ++next_token_;
 }
 
-absl::StatusOr<TenantInfo> RocksDbBackend::CreateTenant(absl::string_view name) {
+absl::StatusOr<TenantInfo> RocksDbBackend::CreateTenant(
+    absl::string_view name) {
   std::lock_guard<std::mutex> admin(tenant_admin_mu_);
   {
     std::lock_guard<std::mutex> lock(tenants_mu_);
@@ -362,7 +368,8 @@ absl::StatusOr<TenantInfo> RocksDbBackend::CreateTenant(absl::string_view name) 
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   rocksdb::Status s = db_->CreateColumnFamily(
       TenantCfOptions(), absl::StrCat(kTenantCfPrefix, name), &handle);
-  if (!s.ok()) return FromRocks(s, absl::StrCat("creating tenant \"", name, "\""));
+  if (!s.ok())
+    return FromRocks(s, absl::StrCat("creating tenant \"", name, "\""));
   TenantInfo info{std::string(name), options_.clock->NowMillis()};
   auto tenant = std::make_shared<Tenant>(db_.get(), handle, info.created_ms);
   rocksdb::WriteOptions durable;
@@ -394,12 +401,14 @@ absl::Status RocksDbBackend::DropTenant(absl::string_view name) {
   // Calls still holding `tenant` finish against the dropped column family;
   // its handle goes with the last of them.
   rocksdb::Status s = db_->DropColumnFamily(tenant->handle);
-  if (!s.ok()) return FromRocks(s, absl::StrCat("dropping tenant \"", name, "\""));
+  if (!s.ok())
+    return FromRocks(s, absl::StrCat("dropping tenant \"", name, "\""));
   rocksdb::WriteOptions durable;
   durable.sync = true;
   s = db_->Delete(durable, system_cf_, absl::StrCat(kRegistryPrefix, name));
   return s.ok() ? absl::OkStatus()
-                : FromRocks(s, absl::StrCat("unregistering tenant \"", name, "\""));
+                : FromRocks(
+                      s, absl::StrCat("unregistering tenant \"", name, "\""));
 }
 
 std::vector<TenantInfo> RocksDbBackend::ListTenants() {
@@ -427,7 +436,8 @@ absl::StatusOr<BackendStats> RocksDbBackend::Stats() {
     if (db_->GetIntProperty(tenant->handle, "rocksdb.estimate-num-keys", &v)) {
       ts.estimated_records = v;
     }
-    if (db_->GetIntProperty(tenant->handle, "rocksdb.total-sst-files-size", &v)) {
+    if (db_->GetIntProperty(tenant->handle, "rocksdb.total-sst-files-size",
+                            &v)) {
       ts.disk_bytes = v;
     }
     if (db_->GetIntProperty(tenant->handle, "rocksdb.cur-size-all-mem-tables",

@@ -21,7 +21,8 @@
 
 namespace idemkey::store {
 
-class TtlCompactionFilterFactory final : public rocksdb::CompactionFilterFactory {
+class TtlCompactionFilterFactory final
+    : public rocksdb::CompactionFilterFactory {
  public:
   // `clock` is not owned and must outlive every DB using the factory.
   explicit TtlCompactionFilterFactory(const Clock* clock) : clock_(clock) {}
@@ -32,7 +33,9 @@ class TtlCompactionFilterFactory final : public rocksdb::CompactionFilterFactory
   // never reach disk.
   bool ShouldFilterTableFileCreation(
       rocksdb::TableFileCreationReason reason) const override;
-  const char* Name() const override { return "idemkey.TtlCompactionFilterFactory"; }
+  const char* Name() const override {
+    return "idemkey.TtlCompactionFilterFactory";
+  }
 
   // Records dropped since the factory was made.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }

@@ -40,12 +40,12 @@ bool IsPrintableAscii(absl::string_view s, size_t* bad_index) {
 
 absl::Status ValidatePrintable(absl::string_view field, absl::string_view value,
                                size_t min_bytes, size_t max_bytes) {
-  const std::string rule = absl::StrFormat(
-      "it must be %d-%d bytes of printable ASCII (0x21-0x7E)", min_bytes,
-      max_bytes);
+  const std::string rule =
+      absl::StrFormat("it must be %d-%d bytes of printable ASCII (0x21-0x7E)",
+                      min_bytes, max_bytes);
   if (value.size() < min_bytes || value.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s is %d bytes; %s", field, value.size(), rule));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s is %d bytes; %s", field, value.size(), rule));
   }
   size_t bad = 0;
   if (!IsPrintableAscii(value, &bad)) {
@@ -57,8 +57,9 @@ absl::Status ValidatePrintable(absl::string_view field, absl::string_view value,
 }
 
 absl::StatusOr<int64_t> ResolveDuration(absl::string_view field,
-                                        int64_t requested_ms, int64_t default_ms,
-                                        int64_t min_ms, int64_t max_ms) {
+                                        int64_t requested_ms,
+                                        int64_t default_ms, int64_t min_ms,
+                                        int64_t max_ms) {
   if (requested_ms == 0) return default_ms;
   if (requested_ms < min_ms || requested_ms > max_ms) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -83,8 +84,9 @@ absl::Status ValidateTenantName(absl::string_view tenant) {
         absl::StrCat("tenant name is ", tenant.size(), " bytes; ", kRule));
   }
   if (!absl::ascii_islower(tenant[0]) && !absl::ascii_isdigit(tenant[0])) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tenant name ", Excerpt(tenant), " starts with a bad character; ", kRule));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tenant name ", Excerpt(tenant),
+                     " starts with a bad character; ", kRule));
   }
   for (char c : tenant) {
     if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '.' &&

@@ -14,10 +14,10 @@
 #define IDEMKEY_SERVER_STORE_VALIDATION_H_
 
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/store/limits.h"
 
 namespace idemkey::store {
@@ -27,11 +27,13 @@ absl::Status ValidateKey(const Limits& limits, absl::string_view key);
 // A key prefix for listing: like a key, but may be empty.
 absl::Status ValidateKeyPrefix(const Limits& limits, absl::string_view prefix);
 absl::Status ValidateFingerprint(absl::string_view fingerprint);
-absl::Status ValidateAttemptId(const Limits& limits, absl::string_view attempt_id);
+absl::Status ValidateAttemptId(const Limits& limits,
+                               absl::string_view attempt_id);
 
 // `requested_ms` 0 means the default; otherwise it must lie in the range.
 absl::StatusOr<int64_t> ResolveTtl(const Limits& limits, int64_t requested_ms);
-absl::StatusOr<int64_t> ResolveLease(const Limits& limits, int64_t requested_ms);
+absl::StatusOr<int64_t> ResolveLease(const Limits& limits,
+                                     int64_t requested_ms);
 
 }  // namespace idemkey::store
 

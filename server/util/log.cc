@@ -14,9 +14,10 @@ void Log(LogLevel level, absl::string_view message) {
   const char* name = level == LogLevel::kInfo      ? "INFO"
                      : level == LogLevel::kWarning ? "WARN"
                                                    : "ERROR";
-  std::string line = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
-      " ", name, " ", message, "\n");
+  std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                    absl::UTCTimeZone()),
+                   " ", name, " ", message, "\n");
   // One write per line keeps concurrent messages whole.
   if (write(STDERR_FILENO, line.data(), line.size()) < 0) {
     // Nowhere left to report it.

@@ -4,7 +4,8 @@ namespace idemkey::util {
 
 ThreadPool::ThreadPool(size_t threads) {
   threads_.reserve(threads);
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  for (size_t i = 0; i < threads; ++i)
+    threads_.emplace_back([this] { Work(); });
 }
 
 ThreadPool::~ThreadPool() { Shutdown(); }

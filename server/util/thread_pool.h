@@ -30,7 +30,8 @@ class ThreadPool {
 
   // Queues `task`; false (and `task` dropped) once Shutdown has begun.
   bool Submit(std::function<void()> task);
-  // Stops accepting tasks, runs every queued one, joins the threads. Idempotent.
+  // Stops accepting tasks, runs every queued one, joins the threads.
+  // Idempotent.
   void Shutdown();
 
  private:

@@ -34,11 +34,13 @@ class AdminTest : public ServerTest {
       EXPECT_TRUE(r.status.ok()) << r.status.error_message();
       if (!r.status.ok()) break;
       ++*pages;
-      EXPECT_LE(r.reply.records_size(), req.page_size() == 0 ? 100 : req.page_size());
+      EXPECT_LE(r.reply.records_size(),
+                req.page_size() == 0 ? 100 : req.page_size());
       for (const auto& rec : r.reply.records()) {
         keys.push_back(rec.key());
-        EXPECT_EQ(rec.has_response(), req.include_responses() &&
-                                          rec.state() == idemkey::v1::STATE_COMPLETED);
+        EXPECT_EQ(rec.has_response(),
+                  req.include_responses() &&
+                      rec.state() == idemkey::v1::STATE_COMPLETED);
       }
       req.set_page_token(r.reply.next_page_token());
     } while (!req.page_token().empty());

@@ -21,7 +21,8 @@ class BadInputTest : public ServerTest {
                     .Complete("acme", "existing", r.reply.fencing_token(),
                               SampleResponse("x"))
                     .status.ok());
-    owner_ = client().Reserve(ReserveReq("acme", "pending", "body", "a1")).reply;
+    owner_ =
+        client().Reserve(ReserveReq("acme", "pending", "body", "a1")).reply;
     before_ = Snapshot();
   }
 
@@ -48,7 +49,8 @@ class BadInputTest : public ServerTest {
   // Asserts a Reserve of (tenant, key) with `mutate` applied fails with
   // `code` and a message containing `text`.
   template <typename Mutate>
-  void ExpectReserveRefused(Mutate mutate, StatusCode code, const std::string& text) {
+  void ExpectReserveRefused(Mutate mutate, StatusCode code,
+                            const std::string& text) {
     auto req = ReserveReq("acme", "new-key", "body", "a9");
     mutate(req);
     auto r = client().Reserve(req);
@@ -62,8 +64,9 @@ class BadInputTest : public ServerTest {
 };
 
 TEST_F(BadInputTest, KeyEmpty) {
-  ExpectReserveRefused([](auto& r) { r.set_key(""); }, StatusCode::INVALID_ARGUMENT,
-                       "key is 0 bytes; it must be 1-256 bytes of printable ASCII");
+  ExpectReserveRefused(
+      [](auto& r) { r.set_key(""); }, StatusCode::INVALID_ARGUMENT,
+      "key is 0 bytes; it must be 1-256 bytes of printable ASCII");
 }
 
 TEST_F(BadInputTest, KeyOf257Bytes) {
@@ -79,7 +82,8 @@ TEST_F(BadInputTest, KeyWithSpace) {
 
 TEST_F(BadInputTest, KeyWithNonAscii) {
   ExpectReserveRefused([](auto& r) { r.set_key("caf\xc3\xa9"); },
-                       StatusCode::INVALID_ARGUMENT, "has byte 0xc3 at offset 3");
+                       StatusCode::INVALID_ARGUMENT,
+                       "has byte 0xc3 at offset 3");
 }
 
 TEST_F(BadInputTest, KeyWithControlCharacterInLookup) {
@@ -89,8 +93,8 @@ TEST_F(BadInputTest, KeyWithControlCharacterInLookup) {
 }
 
 TEST_F(BadInputTest, TenantEmpty) {
-  ExpectReserveRefused([](auto& r) { r.set_tenant(""); }, StatusCode::INVALID_ARGUMENT,
-                       "tenant name is 0 bytes");
+  ExpectReserveRefused([](auto& r) { r.set_tenant(""); },
+                       StatusCode::INVALID_ARGUMENT, "tenant name is 0 bytes");
 }
 
 TEST_F(BadInputTest, TenantOf65Characters) {
@@ -106,20 +110,22 @@ TEST_F(BadInputTest, TenantWithUppercase) {
 
 TEST_F(BadInputTest, TenantStartingWithDot) {
   ExpectReserveRefused([](auto& r) { r.set_tenant(".hidden"); },
-                       StatusCode::INVALID_ARGUMENT, "starts with a bad character");
+                       StatusCode::INVALID_ARGUMENT,
+                       "starts with a bad character");
 }
 
 TEST_F(BadInputTest, TenantWithSlash) {
-  ExpectReserveRefused([](auto& r) { r.set_tenant("a/b"); },
-                       StatusCode::INVALID_ARGUMENT,
-                       "tenant name \"a/b\" has a bad character; a tenant name is "
-                       "1-64 characters of [a-z0-9._-]");
+  ExpectReserveRefused(
+      [](auto& r) { r.set_tenant("a/b"); }, StatusCode::INVALID_ARGUMENT,
+      "tenant name \"a/b\" has a bad character; a tenant name is "
+      "1-64 characters of [a-z0-9._-]");
 }
 
 TEST_F(BadInputTest, FingerprintNotSha256) {
-  ExpectReserveRefused([](auto& r) { r.set_fingerprint(std::string(31, 'f')); },
-                       StatusCode::INVALID_ARGUMENT,
-                       "fingerprint is 31 bytes; it must be the 32-byte SHA-256");
+  ExpectReserveRefused(
+      [](auto& r) { r.set_fingerprint(std::string(31, 'f')); },
+      StatusCode::INVALID_ARGUMENT,
+      "fingerprint is 31 bytes; it must be the 32-byte SHA-256");
 }
 
 TEST_F(BadInputTest, AttemptIdMissing) {
@@ -128,9 +134,10 @@ TEST_F(BadInputTest, AttemptIdMissing) {
 }
 
 TEST_F(BadInputTest, TtlBelowOneMinute) {
-  ExpectReserveRefused([](auto& r) { r.mutable_ttl()->set_seconds(59); },
-                       StatusCode::INVALID_ARGUMENT,
-                       "ttl of 59s is out of range; it must be between 1m and 720h");
+  ExpectReserveRefused(
+      [](auto& r) { r.mutable_ttl()->set_seconds(59); },
+      StatusCode::INVALID_ARGUMENT,
+      "ttl of 59s is out of range; it must be between 1m and 720h");
 }
 
 TEST_F(BadInputTest, TtlAboveThirtyDays) {
@@ -141,7 +148,8 @@ TEST_F(BadInputTest, TtlAboveThirtyDays) {
 
 TEST_F(BadInputTest, NegativeLease) {
   ExpectReserveRefused([](auto& r) { r.mutable_lease()->set_seconds(-5); },
-                       StatusCode::INVALID_ARGUMENT, "lease of -5s is out of range");
+                       StatusCode::INVALID_ARGUMENT,
+                       "lease of -5s is out of range");
 }
 
 TEST_F(BadInputTest, OversizedResponseIsRefusedAndReleasesTheKey) {
@@ -160,7 +168,9 @@ TEST_F(BadInputTest, OversizedResponseIsRefusedAndReleasesTheKey) {
             StatusCode::NOT_FOUND);
   auto retry = client().Reserve(ReserveReq("acme", "pending", "body", "a2"));
   EXPECT_EQ(retry.reply.outcome(), idemkey::v1::OUTCOME_OWNER);
-  ASSERT_TRUE(client().Release("acme", "pending", retry.reply.fencing_token()).status.ok());
+  ASSERT_TRUE(client()
+                  .Release("acme", "pending", retry.reply.fencing_token())
+                  .status.ok());
   // Put back what SetUp had, for the unchanged-store check.
   owner_ = client().Reserve(ReserveReq("acme", "pending", "body", "a1")).reply;
   before_ = Snapshot();
@@ -170,7 +180,8 @@ TEST_F(BadInputTest, ResponseExactlyAtTheLimitIsStored) {
   idemkey::v1::StoredResponse at_limit;
   at_limit.set_body(std::string((4 << 20) - 5, 'x'));  // 1 tag + 4 length bytes
   ASSERT_EQ(at_limit.ByteSizeLong(), size_t{4 << 20});
-  auto c = client().Complete("acme", "pending", owner_.fencing_token(), at_limit);
+  auto c =
+      client().Complete("acme", "pending", owner_.fencing_token(), at_limit);
   ASSERT_TRUE(c.status.ok()) << c.status.error_message();
   auto l = client().Lookup("acme", "pending");
   EXPECT_EQ(l.reply.record().response().body().size(), at_limit.body().size());
@@ -178,7 +189,8 @@ TEST_F(BadInputTest, ResponseExactlyAtTheLimitIsStored) {
 }
 
 TEST_F(BadInputTest, UnknownRecord) {
-  EXPECT_EQ(client().Lookup("acme", "nope").status.error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(client().Lookup("acme", "nope").status.error_code(),
+            StatusCode::NOT_FOUND);
   auto c = client().Complete("acme", "nope", 1, SampleResponse("x"));
   EXPECT_EQ(c.status.error_code(), StatusCode::NOT_FOUND);
   EXPECT_NE(c.status.error_message().find(
@@ -204,9 +216,11 @@ TEST_F(BadInputTest, StaleTokenIsAborted) {
 
 TEST_F(BadInputTest, ReleaseOfCompletedRecordIsFailedPrecondition) {
   auto l = client().Lookup("acme", "existing");
-  auto r = client().Release("acme", "existing", l.reply.record().fencing_token());
+  auto r =
+      client().Release("acme", "existing", l.reply.record().fencing_token());
   EXPECT_EQ(r.status.error_code(), StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(r.status.error_message().find("is already completed"), std::string::npos);
+  EXPECT_NE(r.status.error_message().find("is already completed"),
+            std::string::npos);
 }
 
 TEST_F(BadInputTest, UnknownTenantInLookup) {
@@ -242,7 +256,8 @@ class TenantLimitTest : public ServerTest {
 TEST_F(TenantLimitTest, UnknownTenantIsNotFoundWhenAutoCreateIsOff) {
   auto r = client().Reserve(ReserveReq("acme", "k", "body", "a1"));
   EXPECT_EQ(r.status.error_code(), StatusCode::NOT_FOUND);
-  EXPECT_NE(r.status.error_message().find("--auto_create_tenants"), std::string::npos)
+  EXPECT_NE(r.status.error_message().find("--auto_create_tenants"),
+            std::string::npos)
       << r.status.error_message();
   EXPECT_EQ(client().ListTenants().reply.tenants_size(), 0);
 }

@@ -87,7 +87,8 @@ TEST_P(CrashTest, AcknowledgedReservesAndCompletesSurviveKill9) {
     writers.emplace_back([&, w] {
       TestClient c(server().NewChannel());
       for (int i = 0; !stop; ++i) {
-        const std::string key = "w" + std::to_string(w) + "-" + std::to_string(i);
+        const std::string key =
+            "w" + std::to_string(w) + "-" + std::to_string(i);
         auto r = c.Reserve(ReserveReq("acme", key, "body", "a"));
         if (!r.status.ok()) return;  // the server is gone
         {

@@ -30,7 +30,8 @@ class LifecycleTest : public ServerTest {
   }
 
   // Reserves `key` with a one-second lease and returns the token.
-  uint64_t ReserveShortLease(const std::string& key, const std::string& attempt) {
+  uint64_t ReserveShortLease(const std::string& key,
+                             const std::string& attempt) {
     auto req = ReserveReq("acme", key, "body", attempt);
     req.mutable_lease()->set_seconds(1);
     auto r = client().Reserve(req);
@@ -81,7 +82,8 @@ TEST_F(LifecycleTest, CompletedResponseIsReplayedByteForByte) {
   auto owner = client().Reserve(ReserveReq("acme", "k", "body", "a1"));
   const auto response = SampleResponse("ch_1");
   const int64_t before = NowSeconds();
-  auto c = client().Complete("acme", "k", owner.reply.fencing_token(), response);
+  auto c =
+      client().Complete("acme", "k", owner.reply.fencing_token(), response);
   ASSERT_TRUE(c.status.ok()) << c.status.error_message();
   EXPECT_NEAR(c.reply.expires_at().seconds(), before + 24 * 3600, 2);
 
@@ -95,7 +97,8 @@ TEST_F(LifecycleTest, CompletedResponseIsReplayedByteForByte) {
   }
   auto l = client().Lookup("acme", "k");
   EXPECT_EQ(l.reply.record().state(), idemkey::v1::STATE_COMPLETED);
-  EXPECT_TRUE(MessageDifferencer::Equals(l.reply.record().response(), response));
+  EXPECT_TRUE(
+      MessageDifferencer::Equals(l.reply.record().response(), response));
   EXPECT_FALSE(l.reply.record().has_lease_expires_at());
   EXPECT_TRUE(l.reply.record().has_completed_at());
 }
@@ -104,7 +107,8 @@ TEST_F(LifecycleTest, OtherFingerprintIsMismatchInEveryState) {
   auto owner = client().Reserve(ReserveReq("acme", "k", "body-1", "a1"));
   auto m1 = client().Reserve(ReserveReq("acme", "k", "body-2", "a2"));
   EXPECT_EQ(m1.reply.outcome(), OUTCOME_MISMATCH);
-  client().Complete("acme", "k", owner.reply.fencing_token(), SampleResponse("x"));
+  client().Complete("acme", "k", owner.reply.fencing_token(),
+                    SampleResponse("x"));
   auto m2 = client().Reserve(ReserveReq("acme", "k", "body-2", "a3"));
   EXPECT_EQ(m2.reply.outcome(), OUTCOME_MISMATCH);
   EXPECT_FALSE(m2.reply.has_response());
@@ -134,7 +138,8 @@ TEST_F(LifecycleTest, HeartbeatKeepsLeaseBeyondItsFirstExpiry) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   auto other = client().Reserve(ReserveReq("acme", "k", "body", "a2"));
   EXPECT_EQ(other.reply.outcome(), OUTCOME_IN_PROGRESS);
-  EXPECT_TRUE(client().Complete("acme", "k", token, SampleResponse("x")).status.ok());
+  EXPECT_TRUE(
+      client().Complete("acme", "k", token, SampleResponse("x")).status.ok());
 }
 
 TEST_F(LifecycleTest, ExpiredLeaseIsTakenOverAndStaleOwnerRefused) {
@@ -181,7 +186,8 @@ TEST_F(LifecycleTest, RetriedCompleteWithSameTokenIsOkAndKeepsFirstResponse) {
   auto first = client().Complete("acme", "k", token, SampleResponse("first"));
   auto second = client().Complete("acme", "k", token, SampleResponse("second"));
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
-  EXPECT_EQ(second.reply.expires_at().seconds(), first.reply.expires_at().seconds());
+  EXPECT_EQ(second.reply.expires_at().seconds(),
+            first.reply.expires_at().seconds());
   EXPECT_EQ(client().Lookup("acme", "k").reply.record().response().body(),
             SampleResponse("first").body());
 }

@@ -133,10 +133,11 @@ TEST_F(RaceTest, ExactlyOneTakesOverALapsedLease) {
     ASSERT_EQ(takeover.owners, 1) << "round " << round;
     ASSERT_EQ(takeover.in_progress, kThreads - 1) << "round " << round;
     EXPECT_GT(takeover.owner_token, first.owner_token);
-    EXPECT_EQ(client()
-                  .Complete("acme", key, first.owner_token, SampleResponse("late"))
-                  .status.error_code(),
-              grpc::StatusCode::ABORTED);
+    EXPECT_EQ(
+        client()
+            .Complete("acme", key, first.owner_token, SampleResponse("late"))
+            .status.error_code(),
+        grpc::StatusCode::ABORTED);
   }
 }
 

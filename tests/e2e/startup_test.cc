@@ -19,7 +19,8 @@ TEST(StartupTest, HelpDocumentsEveryFlag) {
         "--store_threads", "--cache_mb", "--write_buffer_mb", "--drain_timeout",
         "--port_file"}) {
     EXPECT_NE(r.output.find(std::string(flag) + " ("), std::string::npos)
-        << flag << " missing from --help:\n" << r.output;
+        << flag << " missing from --help:\n"
+        << r.output;
   }
 }
 
@@ -30,7 +31,8 @@ TEST(StartupTest, PortInUseFailsClearly) {
   CommandResult r = RunIdemkeyd(
       {"--listen=" + first.address(), "--data_dir=" + dir.path() + "/b"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("cannot listen on " + first.address()), std::string::npos)
+  EXPECT_NE(r.output.find("cannot listen on " + first.address()),
+            std::string::npos)
       << r.output;
   ASSERT_TRUE(first.Stop());
 }

@@ -34,7 +34,8 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   execv(argv[0], argv.data());
   _exit(127);
@@ -76,12 +77,15 @@ IdemkeydProcess::~IdemkeydProcess() {
                                    "--port_file=" + port_file_};
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
   pid_ = Spawn(args, log_file_);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (std::optional<int> code = WaitExit(pid_, std::chrono::milliseconds(0))) {
+    if (std::optional<int> code =
+            WaitExit(pid_, std::chrono::milliseconds(0))) {
       pid_ = -1;
       return ::testing::AssertionFailure()
-             << "idemkeyd exited with " << *code << " at start:\n" << Log();
+             << "idemkeyd exited with " << *code << " at start:\n"
+             << Log();
     }
     const std::string port = ReadFile(port_file_);
     if (!port.empty()) {
@@ -91,8 +95,9 @@ IdemkeydProcess::~IdemkeydProcess() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Kill9();
-  return ::testing::AssertionFailure() << "idemkeyd did not serve within 60 s:\n"
-                                       << Log();
+  return ::testing::AssertionFailure()
+         << "idemkeyd did not serve within 60 s:\n"
+         << Log();
 }
 
 ::testing::AssertionResult IdemkeydProcess::Stop() {
@@ -101,12 +106,14 @@ IdemkeydProcess::~IdemkeydProcess() {
   std::optional<int> code = WaitExit(pid_, std::chrono::seconds(60));
   if (!code) {
     Kill9();
-    return ::testing::AssertionFailure() << "idemkeyd ignored SIGTERM:\n" << Log();
+    return ::testing::AssertionFailure() << "idemkeyd ignored SIGTERM:\n"
+                                         << Log();
   }
   pid_ = -1;
   if (*code != 0) {
     return ::testing::AssertionFailure()
-           << "idemkeyd exited with " << *code << " after SIGTERM:\n" << Log();
+           << "idemkeyd exited with " << *code << " after SIGTERM:\n"
+           << Log();
   }
   return ::testing::AssertionSuccess();
 }
@@ -129,8 +136,8 @@ std::shared_ptr<grpc::Channel> IdemkeydProcess::NewChannel() const {
   args.SetMaxSendMessageSize(-1);
   // A channel of its own, not one shared through the global subchannel pool.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(),
-                                   args);
+  return grpc::CreateCustomChannel(address(),
+                                   grpc::InsecureChannelCredentials(), args);
 }
 
 std::string IdemkeydProcess::Log() const { return ReadFile(log_file_); }
@@ -144,7 +151,8 @@ CommandResult RunIdemkeyd(const std::vector<std::string>& args,
   argv.insert(argv.end(), args.begin(), args.end());
   const pid_t pid = Spawn(argv, log_path);
   CommandResult result;
-  std::optional<int> code = WaitExit(pid, std::chrono::seconds(timeout_seconds));
+  std::optional<int> code =
+      WaitExit(pid, std::chrono::seconds(timeout_seconds));
   if (!code) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);

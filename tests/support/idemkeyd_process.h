@@ -29,7 +29,8 @@ const char* IdemkeydPath();
 
 class IdemkeydProcess {
  public:
-  IdemkeydProcess(std::string data_dir, std::vector<std::string> extra_flags = {});
+  IdemkeydProcess(std::string data_dir,
+                  std::vector<std::string> extra_flags = {});
   // SIGKILLs the server if it still runs.
   ~IdemkeydProcess();
 

@@ -26,8 +26,8 @@ namespace idemkey::testing {
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<IdemkeydProcess>(dir_.path() + "/data",
-                                                ServerFlags());
+    server_ =
+        std::make_unique<IdemkeydProcess>(dir_.path() + "/data", ServerFlags());
     ASSERT_TRUE(server_->Start());
     client_ = std::make_unique<TestClient>(server_->NewChannel());
   }

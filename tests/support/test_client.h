@@ -65,7 +65,8 @@ inline idemkey::v1::StoredResponse SampleResponse(const std::string& tag) {
   h = r.add_headers();
   h->set_name("trace-bin");
   h->set_value(std::string("\x00\xff\x01", 3));
-  r.set_body(std::string("{\"charge\":\"") + tag + "\"}\n" + std::string("\x00\x80", 2));
+  r.set_body(std::string("{\"charge\":\"") + tag + "\"}\n" +
+             std::string("\x00\x80", 2));
   return r;
 }
 
@@ -76,7 +77,8 @@ class TestClient {
         keys_(idemkey::v1::KeyService::NewStub(channel)),
         admin_(idemkey::v1::AdminService::NewStub(channel)) {}
 
-  Result<idemkey::v1::ReserveResponse> Reserve(const idemkey::v1::ReserveRequest& r) {
+  Result<idemkey::v1::ReserveResponse> Reserve(
+      const idemkey::v1::ReserveRequest& r) {
     return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Reserve, r);
   }
   Result<idemkey::v1::CompleteResponse> Complete(
@@ -120,12 +122,13 @@ class TestClient {
       const idemkey::v1::ListRecordsRequest& r) {
     return Call(admin_.get(), &idemkey::v1::AdminService::Stub::ListRecords, r);
   }
-  Result<idemkey::v1::DeleteRecordResponse> DeleteRecord(const std::string& tenant,
-                                                         const std::string& key) {
+  Result<idemkey::v1::DeleteRecordResponse> DeleteRecord(
+      const std::string& tenant, const std::string& key) {
     idemkey::v1::DeleteRecordRequest r;
     r.set_tenant(tenant);
     r.set_key(key);
-    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::DeleteRecord, r);
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::DeleteRecord,
+                r);
   }
   Result<idemkey::v1::ListTenantsResponse> ListTenants() {
     return Call(admin_.get(), &idemkey::v1::AdminService::Stub::ListTenants,
@@ -134,7 +137,8 @@ class TestClient {
   Result<idemkey::v1::Tenant> CreateTenant(const std::string& name) {
     idemkey::v1::CreateTenantRequest r;
     r.set_name(name);
-    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::CreateTenant, r);
+    return Call(admin_.get(), &idemkey::v1::AdminService::Stub::CreateTenant,
+                r);
   }
   Result<idemkey::v1::DropTenantResponse> DropTenant(const std::string& name) {
     idemkey::v1::DropTenantRequest r;
@@ -151,8 +155,10 @@ class TestClient {
   Result<int> HealthCheck() {
     grpc::GenericStub generic(channel_);
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    grpc::Slice empty("");  // HealthCheckRequest{service: ""} encodes to nothing
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    grpc::Slice empty(
+        "");  // HealthCheckRequest{service: ""} encodes to nothing
     grpc::ByteBuffer request(&empty, 1);
     grpc::ByteBuffer response;
     std::mutex mu;
@@ -187,7 +193,8 @@ class TestClient {
                                                          const Req&, Reply*),
                             const Req& request) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
     Result<Reply> out;
     out.status = (stub->*method)(&ctx, request, &out.reply);
     return out;

@@ -43,9 +43,11 @@ class KeyStoreTest : public ::testing::TestWithParam<BackendKind> {
 
   ReserveResult MustReserve(const std::string& key, const std::string& attempt,
                             const std::string& fp = kFp, int64_t lease_ms = 0) {
-    absl::StatusOr<ReserveResult> r = store_->Reserve(
-        {.tenant = "acme", .key = key, .fingerprint = fp, .attempt_id = attempt,
-         .lease_ms = lease_ms});
+    absl::StatusOr<ReserveResult> r = store_->Reserve({.tenant = "acme",
+                                                       .key = key,
+                                                       .fingerprint = fp,
+                                                       .attempt_id = attempt,
+                                                       .lease_ms = lease_ms});
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *std::move(r) : ReserveResult{};
   }
@@ -82,28 +84,35 @@ TEST_P(KeyStoreTest, LeaseLapsesExactlyAtItsExpiry) {
   ReserveResult takeover = MustReserve("k", "a2");
   EXPECT_EQ(takeover.outcome, ReserveOutcome::kOwner);
   EXPECT_GT(takeover.fencing_token, owner.fencing_token);
-  EXPECT_EQ(store_->Complete("acme", "k", owner.fencing_token, Response("x")).status().code(),
+  EXPECT_EQ(store_->Complete("acme", "k", owner.fencing_token, Response("x"))
+                .status()
+                .code(),
             absl::StatusCode::kAborted);
 }
 
 TEST_P(KeyStoreTest, HeartbeatAtTheBoundaryKeepsTheLease) {
   ReserveResult owner = MustReserve("k", "a1");
   clock_.Advance(absl::Milliseconds(29'999));
-  absl::StatusOr<int64_t> lease = store_->Heartbeat("acme", "k", owner.fencing_token, 0);
+  absl::StatusOr<int64_t> lease =
+      store_->Heartbeat("acme", "k", owner.fencing_token, 0);
   ASSERT_TRUE(lease.ok()) << lease.status();
   EXPECT_EQ(*lease, kStart + 29'999 + 30'000);
   clock_.Advance(absl::Seconds(29));
   EXPECT_EQ(MustReserve("k", "a2").outcome, ReserveOutcome::kInProgress);
   // One millisecond late is too late: the lease is gone even untaken.
   clock_.Advance(absl::Seconds(1) + absl::Milliseconds(1));
-  EXPECT_EQ(store_->Heartbeat("acme", "k", owner.fencing_token, 0).status().code(),
-            absl::StatusCode::kAborted);
+  EXPECT_EQ(
+      store_->Heartbeat("acme", "k", owner.fencing_token, 0).status().code(),
+      absl::StatusCode::kAborted);
 }
 
 TEST_P(KeyStoreTest, HeartbeatPastRetentionExtendsTheRecordToo) {
-  absl::StatusOr<ReserveResult> r = store_->Reserve(
-      {.tenant = "acme", .key = "k", .fingerprint = kFp, .attempt_id = "a1",
-       .lease_ms = 30'000, .ttl_ms = 60'000});
+  absl::StatusOr<ReserveResult> r = store_->Reserve({.tenant = "acme",
+                                                     .key = "k",
+                                                     .fingerprint = kFp,
+                                                     .attempt_id = "a1",
+                                                     .lease_ms = 30'000,
+                                                     .ttl_ms = 60'000});
   ASSERT_TRUE(r.ok());
   for (int i = 0; i < 4; ++i) {
     clock_.Advance(absl::Seconds(25));
@@ -113,7 +122,8 @@ TEST_P(KeyStoreTest, HeartbeatPastRetentionExtendsTheRecordToo) {
   absl::StatusOr<Record> rec = store_->Lookup("acme", "k");
   ASSERT_TRUE(rec.ok()) << rec.status();
   EXPECT_GE(rec->expires_ms, rec->lease_expires_ms);
-  EXPECT_TRUE(store_->Complete("acme", "k", r->fencing_token, Response("x")).ok());
+  EXPECT_TRUE(
+      store_->Complete("acme", "k", r->fencing_token, Response("x")).ok());
 }
 
 TEST_P(KeyStoreTest, CompletedRecordExpiresAtOnceForReads) {
@@ -126,7 +136,8 @@ TEST_P(KeyStoreTest, CompletedRecordExpiresAtOnceForReads) {
   clock_.Advance(absl::Hours(24) - absl::Milliseconds(1));
   EXPECT_EQ(MustReserve("k", "a2").outcome, ReserveOutcome::kCompleted);
   clock_.Advance(absl::Milliseconds(1));
-  EXPECT_EQ(store_->Lookup("acme", "k").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Lookup("acme", "k").status().code(),
+            absl::StatusCode::kNotFound);
   idemkey::store::ListQuery q;
   q.tenant = "acme";
   EXPECT_TRUE(store_->ListRecords(q)->records.empty());
@@ -136,11 +147,14 @@ TEST_P(KeyStoreTest, CompletedRecordExpiresAtOnceForReads) {
 
 TEST_P(KeyStoreTest, ReplayReturnsTheStoredResponse) {
   ReserveResult owner = MustReserve("k", "a1");
-  ASSERT_TRUE(store_->Complete("acme", "k", owner.fencing_token, Response("first")).ok());
+  ASSERT_TRUE(
+      store_->Complete("acme", "k", owner.fencing_token, Response("first"))
+          .ok());
   ReserveResult replay = MustReserve("k", "a2");
   EXPECT_EQ(replay.outcome, ReserveOutcome::kCompleted);
   EXPECT_EQ(replay.response.body(), "first");
-  EXPECT_EQ(MustReserve("k", "a3", kOtherFp).outcome, ReserveOutcome::kMismatch);
+  EXPECT_EQ(MustReserve("k", "a3", kOtherFp).outcome,
+            ReserveOutcome::kMismatch);
 }
 
 TEST_P(KeyStoreTest, SameAttemptGetsSameTokenAndRenewsALapsedLease) {
@@ -163,7 +177,8 @@ TEST_P(KeyStoreTest, TokensNeverRepeatAcrossReleaseAndReReserve) {
     ASSERT_TRUE(store_->Release("acme", "k", r.fencing_token).ok());
     // The released token is dead for every later reservation of the key.
     if (last != 0) {
-      EXPECT_EQ(store_->Release("acme", "k", last).code(), absl::StatusCode::kNotFound);
+      EXPECT_EQ(store_->Release("acme", "k", last).code(),
+                absl::StatusCode::kNotFound);
     }
     last = r.fencing_token;
   }
@@ -172,9 +187,11 @@ TEST_P(KeyStoreTest, TokensNeverRepeatAcrossReleaseAndReReserve) {
 TEST_P(KeyStoreTest, OversizedResponseReleasesTheKey) {
   ReserveResult owner = MustReserve("k", "a1");
   idemkey::v1::StoredResponse big = Response(std::string(4 << 20, 'x'));
-  absl::StatusOr<int64_t> r = store_->Complete("acme", "k", owner.fencing_token, big);
+  absl::StatusOr<int64_t> r =
+      store_->Complete("acme", "k", owner.fencing_token, big);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(store_->Lookup("acme", "k").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Lookup("acme", "k").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_P(KeyStoreTest, AutoCreateCanBeTurnedOff) {
@@ -186,8 +203,11 @@ TEST_P(KeyStoreTest, AutoCreateCanBeTurnedOff) {
       {.tenant = "new", .key = "k", .fingerprint = kFp, .attempt_id = "a"});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   ASSERT_TRUE(strict.CreateTenant("new").ok());
-  EXPECT_TRUE(strict.Reserve({.tenant = "new", .key = "k", .fingerprint = kFp,
-                              .attempt_id = "a"})
+  EXPECT_TRUE(strict
+                  .Reserve({.tenant = "new",
+                            .key = "k",
+                            .fingerprint = kFp,
+                            .attempt_id = "a"})
                   .ok());
 }
 
@@ -202,9 +222,11 @@ TEST_P(KeyStoreTest, ExactlyOneOwnerAmongConcurrentReserves) {
       threads.emplace_back([&, t] {
         ++ready;
         while (ready < kThreads) std::this_thread::yield();
-        absl::StatusOr<ReserveResult> r = store_->Reserve(
-            {.tenant = "acme", .key = key, .fingerprint = kFp,
-             .attempt_id = "t" + std::to_string(t)});
+        absl::StatusOr<ReserveResult> r =
+            store_->Reserve({.tenant = "acme",
+                             .key = key,
+                             .fingerprint = kFp,
+                             .attempt_id = "t" + std::to_string(t)});
         if (r.ok() && r->outcome == ReserveOutcome::kOwner) ++owners;
         if (r.ok() && r->outcome == ReserveOutcome::kInProgress) ++in_progress;
       });
@@ -219,8 +241,9 @@ INSTANTIATE_TEST_SUITE_P(Backends, KeyStoreTest,
                          ::testing::Values(BackendKind::kMemory,
                                            BackendKind::kRocksDb),
                          [](const auto& info) {
-                           return info.param == BackendKind::kMemory ? "Memory"
-                                                                     : "RocksDb";
+                           return info.param == BackendKind::kMemory
+                                      ? "Memory"
+                                      : "RocksDb";
                          });
 
 }  // namespace

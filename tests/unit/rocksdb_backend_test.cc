@@ -39,9 +39,12 @@ class RocksDbBackendTest : public ::testing::Test {
 
   // Reserves and completes `key` with retention `ttl_ms`.
   void PutCompleted(const std::string& key, int64_t ttl_ms) {
-    absl::StatusOr<ReserveResult> r = store_->Reserve(
-        {.tenant = "acme", .key = key, .fingerprint = std::string(32, 'f'),
-         .attempt_id = "a", .ttl_ms = ttl_ms});
+    absl::StatusOr<ReserveResult> r =
+        store_->Reserve({.tenant = "acme",
+                         .key = key,
+                         .fingerprint = std::string(32, 'f'),
+                         .attempt_id = "a",
+                         .ttl_ms = ttl_ms});
     ASSERT_TRUE(r.ok()) << r.status();
     idemkey::v1::StoredResponse response;
     response.set_body("body of " + key);
@@ -53,7 +56,8 @@ class RocksDbBackendTest : public ::testing::Test {
     std::set<std::string> keys;
     std::unique_ptr<rocksdb::Iterator> it(backend_->db()->NewIterator(
         rocksdb::ReadOptions(), backend_->TenantHandleForTesting(tenant)));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.insert(it->key().ToString());
+    for (it->SeekToFirst(); it->Valid(); it->Next())
+      keys.insert(it->key().ToString());
     EXPECT_TRUE(it->status().ok());
     return keys;
   }
@@ -77,7 +81,8 @@ TEST_F(RocksDbBackendTest, CompactionDropsExpiredRecordsAndKeepsLiveOnes) {
 
   clock_.Advance(absl::Minutes(2));
   rocksdb::CompactRangeOptions compact;
-  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  compact.bottommost_level_compaction =
+      rocksdb::BottommostLevelCompaction::kForce;
   ASSERT_TRUE(backend_->db()->CompactRange(compact, cf, nullptr, nullptr).ok());
 
   std::set<std::string> left = RawKeys("acme");

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The two set-up commands of the README, for a Debian 12 machine:
+#   bash scripts/dev.sh run   install packages, build, run idemkeyd
+#                             (127.0.0.1:50051, data in ./data; extra args go
+#                             to idemkeyd)
+#   bash scripts/dev.sh test  install packages, build, run every test: the
+#                             optimized build, then Debug with ASan+UBSan
+# Both are safe to run again: packages already there are not reinstalled and
+# builds are incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  cmake ninja-build g++ pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  librocksdb-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}"
+}
+
+# build DIR [cmake args...]
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  ninja -C "$dir" -j"$(nproc)"
+}
+
+case "${1:-}" in
+  run)
+    shift
+    install_packages
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_BUILD_TESTS=OFF \
+      -DIDEMKEY_BUILD_BENCH=OFF
+    exec build/server/idemkeyd --listen=127.0.0.1:50051 --data_dir=./data "$@"
+    ;;
+  test)
+    install_packages
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_BUILD_TESTS=ON \
+      -DIDEMKEY_BUILD_BENCH=ON
+    (cd build && ctest -j"$(nproc)" --output-on-failure)
+    build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
+      -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
+    (cd build-asan && ctest -j"$(nproc)" --output-on-failure)
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh run [idemkeyd flags...] | test" >&2
+    exit 2
+    ;;
+esac
