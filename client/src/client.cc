@@ -1,0 +1,246 @@
+#include "idemkey/client/client.h"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
+#include "grpcpp/generic/generic_stub.h"
+
+namespace idemkey::client {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      s.error_message());
+}
+
+}  // namespace
+
+std::shared_ptr<Client> Client::Create(const ClientOptions& options) {
+  return std::shared_ptr<Client>(new Client(options));
+}
+
+Client::Client(const ClientOptions& options) : options_(options) {
+  grpc::ChannelArguments args;
+  // Stored responses reach 4 MiB; Lookup and ListRecords return them whole.
+  args.SetMaxReceiveMessageSize(-1);
+  // This client retries UNAVAILABLE itself, with its own backoff and
+  // attempt count; gRPC's retry layer would multiply the attempts.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  channel_ = grpc::CreateCustomChannel(
+      options_.address,
+      options_.credentials ? options_.credentials
+                           : grpc::InsecureChannelCredentials(),
+      args);
+  keys_ = idemkey::v1::KeyService::NewStub(channel_);
+  admin_ = idemkey::v1::AdminService::NewStub(channel_);
+}
+
+template <typename Attempt>
+absl::Status Client::WithRetries(Attempt attempt) {
+  thread_local absl::BitGen bitgen;
+  absl::Duration backoff = options_.initial_backoff;
+  for (int i = 1;; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoNanoseconds(options_.call_timeout));
+    grpc::Status s = attempt(&ctx);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        i >= options_.max_attempts) {
+      return FromGrpc(s);
+    }
+    const double jitter = absl::Uniform(bitgen, 0.5, 1.0);
+    std::this_thread::sleep_for(absl::ToChronoNanoseconds(backoff * jitter));
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+absl::StatusOr<idemkey::v1::ReserveResponse> Client::Reserve(
+    const idemkey::v1::ReserveRequest& request) {
+  idemkey::v1::ReserveResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return keys_->Reserve(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<idemkey::v1::CompleteResponse> Client::Complete(
+    const idemkey::v1::CompleteRequest& request) {
+  idemkey::v1::CompleteResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return keys_->Complete(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::Status Client::Release(const idemkey::v1::ReleaseRequest& request) {
+  idemkey::v1::ReleaseResponse response;
+  return WithRetries([&](grpc::ClientContext* ctx) {
+    return keys_->Release(ctx, request, &response);
+  });
+}
+
+absl::StatusOr<idemkey::v1::HeartbeatResponse> Client::Heartbeat(
+    const idemkey::v1::HeartbeatRequest& request) {
+  idemkey::v1::HeartbeatResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return keys_->Heartbeat(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<idemkey::v1::Record> Client::Lookup(absl::string_view tenant,
+                                                   absl::string_view key) {
+  idemkey::v1::LookupRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_key(std::string(key));
+  idemkey::v1::LookupResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return keys_->Lookup(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return std::move(*response.mutable_record());
+}
+
+absl::Status Client::Ping() {
+  idemkey::v1::PingRequest request;
+  idemkey::v1::PingResponse response;
+  return WithRetries([&](grpc::ClientContext* ctx) {
+    return keys_->Ping(ctx, request, &response);
+  });
+}
+
+absl::StatusOr<idemkey::v1::ListRecordsResponse> Client::ListRecords(
+    const idemkey::v1::ListRecordsRequest& request) {
+  idemkey::v1::ListRecordsResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->ListRecords(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::Status Client::DeleteRecord(absl::string_view tenant,
+                                  absl::string_view key) {
+  idemkey::v1::DeleteRecordRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_key(std::string(key));
+  idemkey::v1::DeleteRecordResponse response;
+  return WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->DeleteRecord(ctx, request, &response);
+  });
+}
+
+absl::StatusOr<idemkey::v1::ListTenantsResponse> Client::ListTenants() {
+  idemkey::v1::ListTenantsRequest request;
+  idemkey::v1::ListTenantsResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->ListTenants(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<idemkey::v1::Tenant> Client::CreateTenant(
+    absl::string_view name) {
+  idemkey::v1::CreateTenantRequest request;
+  request.set_name(std::string(name));
+  idemkey::v1::Tenant response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->CreateTenant(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::Status Client::DropTenant(absl::string_view name) {
+  idemkey::v1::DropTenantRequest request;
+  request.set_name(std::string(name));
+  idemkey::v1::DropTenantResponse response;
+  return WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->DropTenant(ctx, request, &response);
+  });
+}
+
+absl::StatusOr<idemkey::v1::GetStatsResponse> Client::GetStats() {
+  idemkey::v1::GetStatsRequest request;
+  idemkey::v1::GetStatsResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->GetStats(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<ServingStatus> Client::CheckHealth() {
+  // Debian ships no health.proto: the two messages are encoded by hand.
+  // HealthCheckRequest{service: ""} is empty; HealthCheckResponse{status: N}
+  // is field 1 as a varint: 0x08 N.
+  grpc::GenericStub generic(channel_);
+  std::string reply;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    grpc::Status status;
+    generic.UnaryCall(ctx, "/grpc.health.v1.Health/Check",
+                      grpc::StubOptions(), &request, &response,
+                      [&](grpc::Status st) {
+                        std::lock_guard<std::mutex> lock(mu);
+                        status = std::move(st);
+                        done = true;
+                        cv.notify_one();
+                      });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+    reply.clear();
+    std::vector<grpc::Slice> slices;
+    if (status.ok() && response.Dump(&slices).ok()) {
+      for (const grpc::Slice& slice : slices) {
+        reply.append(reinterpret_cast<const char*>(slice.begin()),
+                     slice.size());
+      }
+    }
+    return status;
+  });
+  if (!s.ok()) return s;
+  if (reply.empty()) return ServingStatus::kUnknown;  // status 0 is omitted
+  if (reply.size() != 2 || reply[0] != 0x08 || reply[1] < 0 || reply[1] > 2) {
+    return absl::DataLossError("unexpected grpc.health.v1 reply");
+  }
+  return static_cast<ServingStatus>(reply[1]);
+}
+
+std::string NewAttemptId() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) {
+    // OpenSSL's generator failed; fall back to a seeded PRNG rather than
+    // fail a request. Uniqueness, not secrecy, is what an attempt id needs.
+    thread_local absl::BitGen bitgen;
+    for (unsigned char& c : b) c = absl::Uniform<unsigned char>(bitgen);
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  return absl::StrFormat(
+      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+      b[12], b[13], b[14], b[15]);
+}
+
+}  // namespace idemkey::client
