@@ -34,11 +34,11 @@ Client::Client(const ClientOptions& options) : options_(options) {
   // This client retries UNAVAILABLE itself, with its own backoff and
   // attempt count; gRPC's retry layer would multiply the attempts.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  channel_ = grpc::CreateCustomChannel(
-      options_.address,
-      options_.credentials ? options_.credentials
-                           : grpc::InsecureChannelCredentials(),
-      args);
+  channel_ = grpc::CreateCustomChannel(options_.address,
+                                       options_.credentials
+                                           ? options_.credentials
+                                           : grpc::InsecureChannelCredentials(),
+                                       args);
   keys_ = idemkey::v1::KeyService::NewStub(channel_);
   admin_ = idemkey::v1::AdminService::NewStub(channel_);
 }
@@ -199,9 +199,8 @@ absl::StatusOr<ServingStatus> Client::CheckHealth() {
     std::condition_variable cv;
     bool done = false;
     grpc::Status status;
-    generic.UnaryCall(ctx, "/grpc.health.v1.Health/Check",
-                      grpc::StubOptions(), &request, &response,
-                      [&](grpc::Status st) {
+    generic.UnaryCall(ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                      &request, &response, [&](grpc::Status st) {
                         std::lock_guard<std::mutex> lock(mu);
                         status = std::move(st);
                         done = true;

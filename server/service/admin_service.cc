@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/time/clock.h"
-#include "server/service/convert.h"
+#include "server/api/convert.h"
 #include "server/service/run_on_pool.h"
 
 namespace idemkey::service {
@@ -12,7 +12,7 @@ namespace {
 idemkey::v1::Tenant ToProto(const store::TenantInfo& info) {
   idemkey::v1::Tenant t;
   t.set_name(info.name);
-  *t.mutable_created_at() = ToTimestamp(info.created_ms);
+  *t.mutable_created_at() = api::ToTimestamp(info.created_ms);
   return t;
 }
 
@@ -55,7 +55,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRecords(
     if (!page.ok()) return ToGrpcStatus(page.status());
     for (store::Record& r : page->records) {
       idemkey::v1::Record* out = resp->add_records();
-      *out = ToProto(std::move(r));
+      *out = api::ToProto(std::move(r));
       if (!req->include_responses()) out->clear_response();
     }
     resp->set_next_page_token(std::move(page->next_page_token));

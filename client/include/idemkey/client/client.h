@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "idemkey/client/key_service_client.h"
 #include "idemkey/v1/admin.grpc.pb.h"
 #include "idemkey/v1/idemkey.grpc.pb.h"
 
@@ -57,7 +58,7 @@ struct ClientOptions {
 // What grpc.health.v1 says of the whole server.
 enum class ServingStatus { kUnknown = 0, kServing = 1, kNotServing = 2 };
 
-class Client {
+class Client final : public KeyServiceClient {
  public:
   static std::shared_ptr<Client> Create(const ClientOptions& options);
 
@@ -68,12 +69,12 @@ class Client {
 
   // KeyService.
   absl::StatusOr<idemkey::v1::ReserveResponse> Reserve(
-      const idemkey::v1::ReserveRequest& request);
+      const idemkey::v1::ReserveRequest& request) override;
   absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
-      const idemkey::v1::CompleteRequest& request);
-  absl::Status Release(const idemkey::v1::ReleaseRequest& request);
+      const idemkey::v1::CompleteRequest& request) override;
+  absl::Status Release(const idemkey::v1::ReleaseRequest& request) override;
   absl::StatusOr<idemkey::v1::HeartbeatResponse> Heartbeat(
-      const idemkey::v1::HeartbeatRequest& request);
+      const idemkey::v1::HeartbeatRequest& request) override;
   absl::StatusOr<idemkey::v1::Record> Lookup(absl::string_view tenant,
                                              absl::string_view key);
   absl::Status Ping();

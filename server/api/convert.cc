@@ -1,10 +1,10 @@
-#include "server/service/convert.h"
+#include "server/api/convert.h"
 
 #include <string>
 
 #include "absl/time/time.h"
 
-namespace idemkey::service {
+namespace idemkey::api {
 
 google::protobuf::Timestamp ToTimestamp(int64_t unix_ms) {
   google::protobuf::Timestamp t;
@@ -47,10 +47,4 @@ idemkey::v1::Record ToProto(store::Record&& r) {
   return out;
 }
 
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
-}
-
-}  // namespace idemkey::service
+}  // namespace idemkey::api

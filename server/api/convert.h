@@ -2,21 +2,18 @@
 //
 //   int64_t ms = DurationMillis(request.ttl());   // 0 when unset
 //   *response.mutable_expires_at() = ToTimestamp(expires_ms);
-//   reactor->Finish(ToGrpcStatus(store_status));
 
-#ifndef IDEMKEY_SERVER_SERVICE_CONVERT_H_
-#define IDEMKEY_SERVER_SERVICE_CONVERT_H_
+#ifndef IDEMKEY_SERVER_API_CONVERT_H_
+#define IDEMKEY_SERVER_API_CONVERT_H_
 
 #include <cstdint>
 
-#include "absl/status/status.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
-#include "grpcpp/support/status.h"
 #include "idemkey/v1/idemkey.pb.h"
 #include "server/store/record.h"
 
-namespace idemkey::service {
+namespace idemkey::api {
 
 google::protobuf::Timestamp ToTimestamp(int64_t unix_ms);
 google::protobuf::Duration ToDuration(int64_t ms);
@@ -25,9 +22,6 @@ int64_t DurationMillis(const google::protobuf::Duration& d);
 
 idemkey::v1::Record ToProto(store::Record&& record);
 
-// absl and gRPC share the canonical code numbers.
-grpc::Status ToGrpcStatus(const absl::Status& s);
+}  // namespace idemkey::api
 
-}  // namespace idemkey::service
-
-#endif  // IDEMKEY_SERVER_SERVICE_CONVERT_H_
+#endif  // IDEMKEY_SERVER_API_CONVERT_H_

@@ -1,0 +1,108 @@
+// payments-http — a small payments API protected by idemkey.
+//
+// POST /v1/charges creates a charge; a client that retries with the same
+// Idempotency-Key and body gets the first charge back instead of a second
+// one. The tenant is the X-Org-Id header.
+//
+//   idemkeyd --listen=127.0.0.1:50051 &
+//   payments-http --listen_port=8080 --idemkey=127.0.0.1:50051 &
+//   curl -i -X POST localhost:8080/v1/charges -H 'X-Org-Id: acme'
+//        -H 'Idempotency-Key: 5f0c...' -d '{"amount":1000}'   (one line)
+//
+// Routes:
+//   POST /v1/charges       a charge (201), numbered by this process
+//   GET  /v1/charges       the number of charges made (not protected: GET)
+//   POST /v1/auth/login    excluded from the middleware by configuration
+// --charge_delay makes each charge take that long (to see 409s and leases).
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "httplib.h"
+#include "idemkey/client/client.h"
+#include "idemkey/http/httplib_idempotency.h"
+
+ABSL_FLAG(int, listen_port, 8080, "HTTP port on 127.0.0.1 (0: any free port)");
+ABSL_FLAG(std::string, port_file, "", "write the bound HTTP port here");
+ABSL_FLAG(std::string, idemkey, "127.0.0.1:50051", "idemkeyd address");
+ABSL_FLAG(bool, fail_open, false,
+          "run requests unprotected when idemkeyd is unreachable");
+ABSL_FLAG(absl::Duration, lease, absl::Seconds(30),
+          "lease of each request's key; renewed every third of it");
+ABSL_FLAG(absl::Duration, charge_delay, absl::ZeroDuration(),
+          "time each charge takes");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("a payments API protected by idemkey");
+  absl::ParseCommandLine(argc, argv);
+
+  idemkey::client::ClientOptions client_options;
+  client_options.address = absl::GetFlag(FLAGS_idemkey);
+  // One client (one channel) per process, shared by every request.
+  auto keys = idemkey::client::Client::Create(client_options);
+
+  idemkey::middleware::MiddlewareOptions options =
+      idemkey::http::DefaultHttpOptions();
+  options.require_key = true;
+  options.excluded_routes = {"POST /v1/auth/login"};
+  options.fail_open = absl::GetFlag(FLAGS_fail_open);
+  options.lease = absl::GetFlag(FLAGS_lease);
+  options.heartbeat_interval = options.lease / 3;
+  auto core =
+      std::make_shared<idemkey::middleware::IdempotencyCore>(keys, options);
+  idemkey::http::HttplibIdempotency idempotency(
+      core, [](const httplib::Request& req) {
+        return req.get_header_value("X-Org-Id");
+      });
+
+  std::atomic<int> charges{0};
+  const absl::Duration delay = absl::GetFlag(FLAGS_charge_delay);
+  httplib::Server server;
+  server.Post("/v1/charges", idempotency.Wrap([&](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    absl::SleepFor(delay);
+    const int n = ++charges;
+    res.status = 201;
+    res.set_header("Location", absl::StrCat("/v1/charges/ch_", n));
+    res.set_content(
+        absl::StrCat("{\"id\":\"ch_", n, "\",\"request\":", req.body, "}\n"),
+        "application/json");
+  }));
+  server.Get(
+      "/v1/charges", [&](const httplib::Request&, httplib::Response& res) {
+        res.set_content(absl::StrCat("{\"charges\":", charges.load(), "}\n"),
+                        "application/json");
+      });
+  server.Post("/v1/auth/login", idempotency.Wrap([](const httplib::Request&,
+                                                    httplib::Response& res) {
+    res.set_content("{\"token\":\"example\"}\n", "application/json");
+  }));
+
+  int port = absl::GetFlag(FLAGS_listen_port);
+  if (port == 0) {
+    port = server.bind_to_any_port("127.0.0.1");
+  } else if (!server.bind_to_port("127.0.0.1", port)) {
+    port = -1;
+  }
+  if (port < 0) {
+    std::cerr << "payments-http: cannot listen on 127.0.0.1:"
+              << absl::GetFlag(FLAGS_listen_port) << "\n";
+    return 1;
+  }
+  if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
+    std::ofstream(file + ".tmp") << port << "\n";
+    std::rename((file + ".tmp").c_str(), file.c_str());
+  }
+  std::cerr << "payments-http listening on 127.0.0.1:" << port
+            << ", idemkeyd at " << client_options.address << "\n";
+  server.listen_after_bind();
+  return 0;
+}
