@@ -34,17 +34,17 @@ absl::Status CheckLeaseHolder(const std::optional<Record>& r,
                               absl::string_view tenant, absl::string_view key,
                               uint64_t token, int64_t now_ms) {
   if (!r) return NoLiveRecord(tenant, key);
-  if (r->state == RecordState::kCompleted) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        Where(tenant, key),
-        " is already completed; its response is final (an admin can "
-        "DeleteRecord it)"));
-  }
   if (r->fencing_token != token) {
     return absl::AbortedError(
         absl::StrCat("fencing token ", token, " no longer holds the lease of ",
                      Where(tenant, key), ": another attempt took over (token ",
                      r->fencing_token, ")"));
+  }
+  if (r->state == RecordState::kCompleted) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        Where(tenant, key),
+        " is already completed; its response is final (an admin can "
+        "DeleteRecord it)"));
   }
   if (!r->LeaseLiveAt(now_ms)) {
     return absl::AbortedError(absl::StrCat(

@@ -21,8 +21,10 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// fork + exec with stdout and stderr sent to `log_path`.
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
+}  // namespace
+
+pid_t SpawnProcess(const std::vector<std::string>& args,
+                   const std::string& log_path) {
   const pid_t pid = fork();
   if (pid != 0) return pid;
   const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -40,6 +42,8 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
   execv(argv[0], argv.data());
   _exit(127);
 }
+
+namespace {
 
 // Waits up to `timeout` for `pid` to exit; its exit code, or -1 on signal
 // death, or nullopt if it still runs.
@@ -76,7 +80,7 @@ IdemkeydProcess::~IdemkeydProcess() {
                                    "--data_dir=" + data_dir_,
                                    "--port_file=" + port_file_};
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
-  pid_ = Spawn(args, log_file_);
+  pid_ = SpawnProcess(args, log_file_);
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -149,7 +153,7 @@ CommandResult RunIdemkeyd(const std::vector<std::string>& args,
   close(fd);
   std::vector<std::string> argv = {IdemkeydPath()};
   argv.insert(argv.end(), args.begin(), args.end());
-  const pid_t pid = Spawn(argv, log_path);
+  const pid_t pid = SpawnProcess(argv, log_path);
   CommandResult result;
   std::optional<int> code =
       WaitExit(pid, std::chrono::seconds(timeout_seconds));

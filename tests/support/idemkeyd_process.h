@@ -68,6 +68,11 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
+// Starts `argv` (argv[0] a path) in the background, stdout and stderr
+// appended to `log_path`, with no signal blocked; returns its pid.
+pid_t SpawnProcess(const std::vector<std::string>& argv,
+                   const std::string& log_path);
+
 // Runs idemkeyd with `args` until it exits (at most `timeout_seconds`), for
 // tests of --help and of startup failures.
 CommandResult RunIdemkeyd(const std::vector<std::string>& args,

@@ -157,6 +157,21 @@ TEST_P(KeyStoreTest, ReplayReturnsTheStoredResponse) {
             ReserveOutcome::kMismatch);
 }
 
+TEST_P(KeyStoreTest, StaleTokenOnACompletedRecordIsAbortedNotFinal) {
+  ReserveResult stale = MustReserve("k", "a1");
+  clock_.Advance(absl::Seconds(31));
+  ReserveResult winner = MustReserve("k", "a2");
+  ASSERT_TRUE(
+      store_->Complete("acme", "k", winner.fencing_token, Response("w")).ok());
+  EXPECT_EQ(store_->Complete("acme", "k", stale.fencing_token, Response("s"))
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  // The token that completed it learns the record is final instead.
+  EXPECT_EQ(store_->Release("acme", "k", winner.fencing_token).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_P(KeyStoreTest, SameAttemptGetsSameTokenAndRenewsALapsedLease) {
   ReserveResult first = MustReserve("k", "a1");
   ReserveResult again = MustReserve("k", "a1");

@@ -1,0 +1,163 @@
+// The framework-free middleware core over the in-process key service: the
+// decisions of SPEC.md "Middleware semantics" without any network.
+
+#include <memory>
+
+#include "gtest/gtest.h"
+#include "idemkey/middleware/core.h"
+#include "idemkey/middleware/in_process_key_service.h"
+
+namespace idemkey::middleware {
+namespace {
+
+IncomingRequest Post(absl::string_view key, absl::string_view body = "{}") {
+  return {.method = "POST",
+          .route = "/v1/charges",
+          .tenant = "acme",
+          .key = key,
+          .has_key = true,
+          .body = body};
+}
+
+idemkey::v1::StoredResponse Response(int32_t status, const std::string& body) {
+  idemkey::v1::StoredResponse r;
+  r.set_status_code(status);
+  r.set_body(body);
+  return r;
+}
+
+class CoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<IdempotencyCore> NewCore(MiddlewareOptions options = {}) {
+    return std::make_unique<IdempotencyCore>(keys_, std::move(options));
+  }
+
+  std::shared_ptr<InProcessKeyService> keys_ =
+      std::make_shared<InProcessKeyService>();
+};
+
+TEST_F(CoreTest, FirstRequestRunsAndRetryReplays) {
+  auto core = NewCore();
+  Decision first = core->Begin(Post("k"));
+  ASSERT_EQ(first.action, Action::kRun);
+  ASSERT_TRUE(first.execution->Finish(Response(201, "created")).ok());
+  Decision retry = core->Begin(Post("k"));
+  ASSERT_EQ(retry.action, Action::kReplay);
+  EXPECT_EQ(retry.replay.status_code(), 201);
+  EXPECT_EQ(retry.replay.body(), "created");
+}
+
+TEST_F(CoreTest, BypassRules) {
+  MiddlewareOptions options;
+  options.excluded_routes = {"POST /v1/login"};
+  auto core = NewCore(options);
+  IncomingRequest get = Post("k");
+  get.method = "GET";
+  EXPECT_EQ(core->Begin(get).action, Action::kBypass);
+  IncomingRequest login = Post("k");
+  login.route = "/v1/login";
+  EXPECT_EQ(core->Begin(login).action, Action::kBypass);
+  IncomingRequest no_tenant = Post("k");
+  no_tenant.tenant = "";
+  EXPECT_EQ(core->Begin(no_tenant).action, Action::kBypass);
+  IncomingRequest no_key = Post("");
+  no_key.has_key = false;
+  EXPECT_EQ(core->Begin(no_key).action, Action::kBypass);  // key optional
+}
+
+TEST_F(CoreTest, KeyRulesReject) {
+  MiddlewareOptions options;
+  options.require_key = true;
+  auto core = NewCore(options);
+  IncomingRequest no_key = Post("");
+  no_key.has_key = false;
+  Decision missing = core->Begin(no_key);
+  ASSERT_EQ(missing.action, Action::kReject);
+  EXPECT_EQ(missing.rejection.reason, RejectReason::kMissingKey);
+  for (const std::string& bad :
+       {std::string(""), std::string(257, 'k'), std::string("a b"),
+        std::string("caf\xc3\xa9")}) {
+    Decision d = core->Begin(Post(bad));
+    ASSERT_EQ(d.action, Action::kReject) << bad;
+    EXPECT_EQ(d.rejection.reason, RejectReason::kMalformedKey) << bad;
+  }
+}
+
+TEST_F(CoreTest, OtherBodyIsMismatchAndConcurrentIsInProgress) {
+  auto core = NewCore();
+  Decision owner = core->Begin(Post("k", "a"));
+  ASSERT_EQ(owner.action, Action::kRun);
+  Decision concurrent = core->Begin(Post("k", "a"));
+  ASSERT_EQ(concurrent.action, Action::kReject);
+  EXPECT_EQ(concurrent.rejection.reason, RejectReason::kInProgress);
+  EXPECT_GE(concurrent.rejection.retry_after_seconds, 29);
+  Decision other = core->Begin(Post("k", "b"));
+  ASSERT_EQ(other.action, Action::kReject);
+  EXPECT_EQ(other.rejection.reason, RejectReason::kMismatch);
+}
+
+TEST_F(CoreTest, UnfinishedExecutionReleasesTheKey) {
+  auto core = NewCore();
+  {
+    Decision d = core->Begin(Post("k"));
+    ASSERT_EQ(d.action, Action::kRun);
+    // The handler threw: the Decision goes out of scope unfinished.
+  }
+  EXPECT_EQ(core->Begin(Post("k")).action, Action::kRun);
+}
+
+TEST_F(CoreTest, NotFinalStatusIsReleased) {
+  MiddlewareOptions options;
+  options.not_final_statuses = {503};
+  auto core = NewCore(options);
+  Decision d = core->Begin(Post("k"));
+  ASSERT_TRUE(d.execution->Finish(Response(503, "busy")).ok());
+  EXPECT_EQ(core->Begin(Post("k")).action, Action::kRun);
+}
+
+TEST_F(CoreTest, UnreachableServiceFailsClosedOrOpen) {
+  keys_->SetUnavailable(true);
+  Decision closed = NewCore()->Begin(Post("k"));
+  ASSERT_EQ(closed.action, Action::kReject);
+  EXPECT_EQ(closed.rejection.reason, RejectReason::kUnavailable);
+  MiddlewareOptions open;
+  open.fail_open = true;
+  EXPECT_EQ(NewCore(open)->Begin(Post("k")).action, Action::kBypass);
+}
+
+TEST_F(CoreTest, ReplayCacheServesWithoutTheService) {
+  MiddlewareOptions options;
+  options.replay_cache_entries = 2;
+  auto core = NewCore(options);
+  ASSERT_TRUE(
+      core->Begin(Post("k")).execution->Finish(Response(200, "x")).ok());
+  keys_->SetUnavailable(true);
+  Decision cached = core->Begin(Post("k"));
+  ASSERT_EQ(cached.action, Action::kReplay);
+  EXPECT_EQ(cached.replay.body(), "x");
+  // Another body is not served from the cache: the service must decide.
+  EXPECT_EQ(core->Begin(Post("k", "other")).action, Action::kReject);
+}
+
+TEST_F(CoreTest, LapsedLeaseOfACrashedOwnerIsTakenOver) {
+  auto core = NewCore();
+  Decision crashed = core->Begin(Post("k"));
+  const uint64_t dead_token = crashed.execution->fencing_token();
+  keys_->clock().Advance(absl::Seconds(31));
+  Decision retry = core->Begin(Post("k"));
+  ASSERT_EQ(retry.action, Action::kRun);
+  EXPECT_GT(retry.execution->fencing_token(), dead_token);
+  ASSERT_TRUE(retry.execution->Finish(Response(201, "second")).ok());
+  EXPECT_EQ(crashed.execution->Finish(Response(201, "late")).code(),
+            absl::StatusCode::kAborted);
+}
+
+TEST(FingerprintTest, LengthPrefixingSeparatesFields) {
+  EXPECT_EQ(Fingerprint("POST", "/a", "b").size(), 32u);
+  EXPECT_EQ(Fingerprint("POST", "/a", "b"), Fingerprint("POST", "/a", "b"));
+  EXPECT_NE(Fingerprint("POST", "/a", "b"), Fingerprint("POST", "/ab", ""));
+  EXPECT_NE(Fingerprint("POST", "/a", "b"), Fingerprint("PUT", "/a", "b"));
+}
+
+}  // namespace
+}  // namespace idemkey::middleware
