@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -77,15 +78,18 @@ struct Acked {
   bool completed = false;
 };
 
-TEST_P(CrashTest, AcknowledgedReservesAndCompletesSurviveKill9) {
+// Writes Reserve + Complete pairs from 16 threads, calls `stop_server` in the
+// middle of them, and returns what the server acknowledged, by key.
+std::map<std::string, Acked> WriteUntilStopped(
+    const IdemkeydProcess& server, const std::function<void()>& stop_server) {
   constexpr int kWriters = 16;
   std::mutex mu;
-  std::map<std::string, Acked> acked;  // key -> what the server acknowledged
+  std::map<std::string, Acked> acked;
   std::atomic<bool> stop{false};
   std::vector<std::thread> writers;
   for (int w = 0; w < kWriters; ++w) {
     writers.emplace_back([&, w] {
-      TestClient c(server().NewChannel());
+      TestClient c(server.NewChannel());
       for (int i = 0; !stop; ++i) {
         const std::string key =
             "w" + std::to_string(w) + "-" + std::to_string(i);
@@ -103,19 +107,23 @@ TEST_P(CrashTest, AcknowledgedReservesAndCompletesSurviveKill9) {
       }
     });
   }
-  // Let writes flow, then crash the server in the middle of them.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  server().Kill9();
+  stop_server();
   stop = true;
   for (auto& t : writers) t.join();
-  ASSERT_GT(acked.size(), 50u) << "too few writes to test anything";
+  return acked;
+}
 
-  CrashAndRestartServer();
+// Every acknowledged write is in the restarted server, and fencing tokens
+// keep growing past the ones handed out before.
+void ExpectAllPresent(TestClient& client,
+                      const std::map<std::string, Acked>& acked) {
+  ASSERT_GT(acked.size(), 50u) << "too few writes to test anything";
   uint64_t max_token = 0;
   int completed = 0;
   for (const auto& [key, a] : acked) {
     max_token = std::max(max_token, a.token);
-    auto l = client().Lookup("acme", key);
+    auto l = client.Lookup("acme", key);
     ASSERT_TRUE(l.status.ok()) << key << ": " << l.status.error_message();
     EXPECT_EQ(l.reply.record().fencing_token(), a.token) << key;
     if (a.completed) {
@@ -127,11 +135,26 @@ TEST_P(CrashTest, AcknowledgedReservesAndCompletesSurviveKill9) {
     }
   }
   EXPECT_GT(completed, 0);
-  // Fencing tokens never repeat across a crash.
-  auto fresh = client().Reserve(ReserveReq("acme", "after-crash", "body", "a"));
+  auto fresh = client.Reserve(ReserveReq("acme", "after-stop", "body", "a"));
   EXPECT_GT(fresh.reply.fencing_token(), max_token);
   std::cerr << "verified " << acked.size() << " acknowledged reserves ("
-            << completed << " completed) after kill -9\n";
+            << completed << " completed)\n";
+}
+
+TEST_P(CrashTest, AcknowledgedReservesAndCompletesSurviveKill9) {
+  auto acked = WriteUntilStopped(server(), [&] { server().Kill9(); });
+  CrashAndRestartServer();
+  ExpectAllPresent(client(), acked);
+}
+
+TEST_F(RestartTest, SigtermUnderLoadDrainsCleanlyAndKeepsAcknowledgedWrites) {
+  auto acked = WriteUntilStopped(server(), [&] {
+    // Stop() asserts exit status 0: in-flight calls drained, DB closed.
+    EXPECT_TRUE(server().Stop());
+  });
+  StartAgain();
+  EXPECT_NE(server().Log().find("stopped cleanly"), std::string::npos);
+  ExpectAllPresent(client(), acked);
 }
 
 INSTANTIATE_TEST_SUITE_P(SyncOnAndOff, CrashTest, ::testing::Bool(),

@@ -47,13 +47,17 @@ class ServerTest : public ::testing::Test {
   void RestartServer() {
     client_.reset();
     ASSERT_TRUE(server_->Stop());
-    ASSERT_TRUE(server_->Start());
-    client_ = std::make_unique<TestClient>(server_->NewChannel());
+    StartAgain();
   }
 
   // SIGKILL, then start again on the same data directory.
   void CrashAndRestartServer() {
     server_->Kill9();
+    StartAgain();
+  }
+
+  // Starts the stopped server again on its data directory and reconnects.
+  void StartAgain() {
     ASSERT_TRUE(server_->Start());
     client_ = std::make_unique<TestClient>(server_->NewChannel());
   }
