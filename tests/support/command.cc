@@ -60,9 +60,11 @@ CommandOutput RunCommand(const std::vector<std::string>& argv,
   // async-signal-safe calls.
   const std::vector<std::string> env = ChildEnvironment(options);
   std::vector<char*> c_argv, c_env;
-  for (const std::string& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    c_argv.push_back(const_cast<char*>(a.c_str()));
   c_argv.push_back(nullptr);
-  for (const std::string& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
+  for (const std::string& e : env)
+    c_env.push_back(const_cast<char*>(e.c_str()));
   c_env.push_back(nullptr);
 
   const auto start = std::chrono::steady_clock::now();
