@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   std::atomic<int> charges{0};
   const absl::Duration delay = absl::GetFlag(FLAGS_charge_delay);
   httplib::Server server;
+  server.set_tcp_nodelay(true);  // or Nagle + delayed ACKs add ~40 ms
   server.Post("/v1/charges", idempotency.Wrap([&](const httplib::Request& req,
                                                   httplib::Response& res) {
     absl::SleepFor(delay);
