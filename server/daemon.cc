@@ -50,6 +50,15 @@ void BlockTerminationSignals() {
 }
 
 int RunDaemon(const DaemonOptions& options) {
+  std::string warning;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFor(options.listen, options.tls, &warning);
+  if (!credentials.ok()) {
+    Log(LogLevel::kError,
+        absl::StrCat("cannot start: ", credentials.status().message()));
+    return 1;
+  }
+  if (!warning.empty()) Log(LogLevel::kWarning, warning);
   absl::StatusOr<std::unique_ptr<store::RocksDbBackend>> backend =
       store::RocksDbBackend::Open(options.rocksdb);
   if (!backend.ok()) {
@@ -74,8 +83,7 @@ int RunDaemon(const DaemonOptions& options) {
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       options.key_store.limits.max_response_bytes + (1 << 20)));
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(options.listen, *credentials, &port);
   builder.RegisterService(&key_service);
   builder.RegisterService(&admin_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -100,7 +108,10 @@ int RunDaemon(const DaemonOptions& options) {
       absl::StrCat("idemkeyd serving on ", host, ":", port, ", data in ",
                    options.rocksdb.path, " (sync ",
                    options.rocksdb.sync ? "on" : "off", ", ",
-                   key_store.ListTenants().size(), " tenants)"));
+                   options.tls.cert_file.empty()        ? "plaintext"
+                   : options.tls.client_ca_file.empty() ? "TLS"
+                                                        : "mutual TLS",
+                   ", ", key_store.ListTenants().size(), " tenants)"));
 
   sigset_t signals = TerminationSignals();
   int sig = 0;

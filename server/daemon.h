@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "server/store/key_store.h"
 #include "server/store/rocksdb_backend.h"
+#include "server/transport_security.h"
 
 namespace idemkey {
 
@@ -23,6 +24,8 @@ struct DaemonOptions {
   std::string listen = "127.0.0.1:50051";
   // If set, the bound port is written here once the server accepts calls.
   std::string port_file;
+  // TLS, mutual TLS, or plaintext (loopback, or with `insecure`).
+  TlsOptions tls;
   store::RocksDbOptions rocksdb;
   store::KeyStoreOptions key_store;
   // Threads running store calls (each may wait on a WAL sync).

@@ -46,6 +46,14 @@ ABSL_FLAG(int64_t, write_buffer_mb, 128,
           "memtables of all tenants together, in MiB");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM/SIGINT, how long in-flight calls may take to finish");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM server certificate; with --tls_key, serve TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; clients must present a certificate it signed "
+          "(mutual TLS)");
+ABSL_FLAG(bool, insecure, false,
+          "allow plaintext on a non-loopback --listen address");
 ABSL_FLAG(
     std::string, port_file, "",
     "write the bound port to this file once serving (for --listen=...:0)");
@@ -84,6 +92,10 @@ int main(int argc, char** argv) {
   idemkey::DaemonOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.port_file = absl::GetFlag(FLAGS_port_file);
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tls.insecure = absl::GetFlag(FLAGS_insecure);
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   options.rocksdb.path = absl::GetFlag(FLAGS_data_dir);
   options.rocksdb.sync = absl::GetFlag(FLAGS_sync);

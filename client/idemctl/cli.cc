@@ -25,6 +25,9 @@ const std::vector<FlagSpec>& AllFlags() {
       {"timeout", 0, "DURATION",
        "time limit of each call to idemkeyd (default 5s)"},
       {"output", 'o', "FORMAT", "table (default) or json"},
+      {"cacert", 0, "FILE", "use TLS; verify idemkeyd with this PEM CA bundle"},
+      {"cert", 0, "FILE", "client certificate (PEM) for mutual TLS"},
+      {"key", 0, "FILE", "private key (PEM) of --cert"},
       {"help", 'h', "", "show help and exit"},
       // Verbs.
       {"raw", 0, "",
@@ -40,8 +43,8 @@ const std::vector<FlagSpec>& AllFlags() {
   return *flags;
 }
 
-const std::vector<std::string> kGlobalFlags = {"addr", "timeout", "output",
-                                               "help"};
+const std::vector<std::string> kGlobalFlags = {
+    "addr", "timeout", "output", "cacert", "cert", "key", "help"};
 
 struct VerbSpec {
   std::string name;  // "get", "tenants drop"
@@ -189,7 +192,7 @@ void PrintShortUsage(std::ostream& out) {
   out << "Usage:\n";
   for (const VerbSpec& v : Verbs()) out << "  " << Synopsis(v) << "\n";
   out << "Global flags go before or after the verb: --addr HOST:PORT, "
-         "--timeout DURATION, -o table|json.\n"
+         "--timeout DURATION, -o table|json, --cacert/--cert/--key FILE.\n"
          "Run 'idemctl --help' for details.\n";
 }
 
@@ -376,8 +379,23 @@ int RunIdemctl(const std::vector<std::string>& args, const Environment& env) {
     }
   }
 
+  idemkey::client::ClientOptions client_options =
+      ClientOptionsFor(address, timeout);
+  if (parsed->Has("cacert") || parsed->Has("cert") || parsed->Has("key")) {
+    auto flag = [&](const char* name) {
+      return parsed->Has(name) ? parsed->flags.at(name) : std::string();
+    };
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        idemkey::client::TlsCredentialsFromFiles(flag("cacert"), flag("cert"),
+                                                 flag("key"));
+    if (!credentials.ok()) {
+      return usage_error(absl::StrCat("--cacert/--cert/--key: ",
+                                      credentials.status().message()));
+    }
+    client_options.credentials = *credentials;
+  }
   std::shared_ptr<idemkey::client::Client> client =
-      idemkey::client::Client::Create(ClientOptionsFor(address, timeout));
+      idemkey::client::Client::Create(client_options);
   Context ctx;
   ctx.client = client.get();
   ctx.address = address;

@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -224,6 +226,33 @@ absl::StatusOr<ServingStatus> Client::CheckHealth() {
     return absl::DataLossError("unexpected grpc.health.v1 reply");
   }
   return static_cast<ServingStatus>(reply[1]);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+TlsCredentialsFromFiles(const std::string& ca_file,
+                        const std::string& cert_file,
+                        const std::string& key_file) {
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate and its key go together");
+  }
+  auto read = [](const std::string& path) -> absl::StatusOr<std::string> {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError("cannot read \"" + path + "\"");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  grpc::SslCredentialsOptions options;
+  for (auto [path, field] : {std::pair{&ca_file, &options.pem_root_certs},
+                             std::pair{&cert_file, &options.pem_cert_chain},
+                             std::pair{&key_file, &options.pem_private_key}}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> pem = read(*path);
+    if (!pem.ok()) return pem.status();
+    *field = std::move(*pem);
+  }
+  return grpc::SslCredentials(options);
 }
 
 std::string NewAttemptId() {

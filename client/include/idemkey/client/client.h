@@ -105,6 +105,15 @@ class Client final : public KeyServiceClient {
   std::unique_ptr<idemkey::v1::AdminService::Stub> admin_;
 };
 
+// TLS credentials for ClientOptions::credentials from PEM files: `ca_file`
+// verifies idemkeyd's certificate (empty: the system's roots);
+// `cert_file` and `key_file` (both or neither) are this client's certificate
+// for mutual TLS. Errors name the file that cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+TlsCredentialsFromFiles(const std::string& ca_file,
+                        const std::string& cert_file,
+                        const std::string& key_file);
+
 // A fresh random attempt id (a version-4 UUID), for ReserveRequest.
 std::string NewAttemptId();
 
