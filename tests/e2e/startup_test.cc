@@ -17,7 +17,8 @@ TEST(StartupTest, HelpDocumentsEveryFlag) {
         "--max_ttl", "--default_lease", "--max_lease", "--max_response_bytes",
         "--max_key_bytes", "--max_tenants", "--auto_create_tenants",
         "--store_threads", "--cache_mb", "--write_buffer_mb", "--drain_timeout",
-        "--port_file"}) {
+        "--port_file", "--tls_cert", "--tls_key", "--tls_client_ca",
+        "--insecure"}) {
     EXPECT_NE(r.output.find(std::string(flag) + " ("), std::string::npos)
         << flag << " missing from --help:\n"
         << r.output;
