@@ -5,11 +5,18 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/auth/authorizer.h"
+#include "server/auth/token_table.h"
+#include "server/metrics/call_metrics.h"
+#include "server/metrics/http_endpoint.h"
+#include "server/metrics/store_metrics.h"
 #include "server/service/admin_service.h"
 #include "server/service/key_service.h"
 #include "server/util/log.h"
@@ -59,6 +66,18 @@ int RunDaemon(const DaemonOptions& options) {
     return 1;
   }
   if (!warning.empty()) Log(LogLevel::kWarning, warning);
+  std::unique_ptr<auth::TokenTable> tokens;
+  if (!options.tokens_file.empty()) {
+    absl::StatusOr<std::unique_ptr<auth::TokenTable>> loaded =
+        auth::TokenTable::Load(options.tokens_file);
+    if (!loaded.ok()) {
+      Log(LogLevel::kError,
+          absl::StrCat("cannot start: ", loaded.status().message()));
+      return 1;
+    }
+    tokens = *std::move(loaded);
+  }
+  const auth::Authorizer authorizer(tokens.get());
   absl::StatusOr<std::unique_ptr<store::RocksDbBackend>> backend =
       store::RocksDbBackend::Open(options.rocksdb);
   if (!backend.ok()) {
@@ -68,8 +87,8 @@ int RunDaemon(const DaemonOptions& options) {
   }
   store::KeyStore key_store(backend->get(), options.key_store);
   util::ThreadPool pool(options.store_threads);
-  service::KeyServiceImpl key_service(&key_store, &pool);
-  service::AdminServiceImpl admin_service(&key_store, &pool);
+  service::KeyServiceImpl key_service(&key_store, &pool, &authorizer);
+  service::AdminServiceImpl admin_service(&key_store, &pool, &authorizer);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -86,6 +105,16 @@ int RunDaemon(const DaemonOptions& options) {
   builder.AddListeningPort(options.listen, *credentials, &port);
   builder.RegisterService(&key_service);
   builder.RegisterService(&admin_service);
+  // Every call of both services is counted and timed by one interceptor.
+  metrics::CallMetrics call_metrics(
+      {idemkey::v1::KeyService::service_full_name(),
+       idemkey::v1::AdminService::service_full_name()});
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      metrics::NewCallMetricsInterceptorFactory(&call_metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(LogLevel::kError,
@@ -95,9 +124,43 @@ int RunDaemon(const DaemonOptions& options) {
     (void)(*backend)->Close();
     return 1;
   }
+  // After the gRPC server, before --port_file says the daemon is up.
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint;
+  if (!options.metrics_listen.empty()) {
+    store::RocksDbBackend* store_backend = backend->get();
+    absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> started =
+        metrics::MetricsEndpoint::Start(
+            options.metrics_listen, [&call_metrics, store_backend] {
+              metrics::TextWriter out;
+              call_metrics.Write(&out);
+              absl::StatusOr<store::BackendStats> stats =
+                  store_backend->Stats();
+              if (stats.ok()) metrics::WriteStoreMetrics(*stats, &out);
+              return out.Take();
+            });
+    if (started.ok() && !options.metrics_port_file.empty() &&
+        !WritePortFile(options.metrics_port_file, (*started)->port())) {
+      started = absl::InternalError(absl::StrCat(
+          "cannot write --metrics_port_file ", options.metrics_port_file));
+    }
+    if (!started.ok()) {
+      Log(LogLevel::kError, std::string(started.status().message()));
+      server->Shutdown();
+      pool.Shutdown();
+      (void)(*backend)->Close();
+      return 1;
+    }
+    metrics_endpoint = *std::move(started);
+    Log(LogLevel::kInfo,
+        absl::StrCat(
+            "metrics on http://",
+            options.metrics_listen.substr(0, options.metrics_listen.rfind(':')),
+            ":", metrics_endpoint->port(), "/metrics"));
+  }
   if (!options.port_file.empty() && !WritePortFile(options.port_file, port)) {
     Log(LogLevel::kError,
         absl::StrCat("cannot write --port_file ", options.port_file));
+    metrics_endpoint.reset();
     server->Shutdown();
     pool.Shutdown();
     (void)(*backend)->Close();
@@ -111,13 +174,27 @@ int RunDaemon(const DaemonOptions& options) {
                    options.tls.cert_file.empty()        ? "plaintext"
                    : options.tls.client_ca_file.empty() ? "TLS"
                                                         : "mutual TLS",
+                   ", ",
+                   tokens ? absl::StrCat(tokens->size(), " tokens")
+                          : std::string("no auth"),
                    ", ", key_store.ListTenants().size(), " tenants)"));
 
   sigset_t signals = TerminationSignals();
   int sig = 0;
-  do {
+  for (;;) {
     sigwait(&signals, &sig);
-  } while (sig == SIGHUP);  // reserved for reloading configuration
+    if (sig != SIGHUP) break;
+    if (tokens == nullptr) {
+      Log(LogLevel::kInfo, "SIGHUP: nothing to reload (no --tokens_file)");
+    } else if (absl::Status s = tokens->Reload(); !s.ok()) {
+      Log(LogLevel::kError, absl::StrCat("SIGHUP: tokens not reloaded, the "
+                                         "previous ones stay: ",
+                                         s.message()));
+    } else {
+      Log(LogLevel::kInfo, absl::StrCat("SIGHUP: reloaded ", tokens->size(),
+                                        " tokens from ", tokens->path()));
+    }
+  }
   Log(LogLevel::kInfo,
       absl::StrCat("signal ", sig, ": draining in-flight calls"));
 
@@ -127,6 +204,8 @@ int RunDaemon(const DaemonOptions& options) {
   pool.Shutdown();  // runs the store calls already queued
   server->Wait();
   server.reset();
+  // Scrapes were answered while draining; the store closes next.
+  if (metrics_endpoint != nullptr) metrics_endpoint->Stop();
 
   if (absl::Status s = (*backend)->Close(); !s.ok()) {
     Log(LogLevel::kError, absl::StrCat("closing the store: ", s.message()));

@@ -26,6 +26,12 @@ struct DaemonOptions {
   std::string port_file;
   // TLS, mutual TLS, or plaintext (loopback, or with `insecure`).
   TlsOptions tls;
+  // host:port of the Prometheus /metrics endpoint; empty: none. Port 0 picks
+  // a free one, written to metrics_port_file if set.
+  std::string metrics_listen;
+  std::string metrics_port_file;
+  // Bearer tokens (auth/token_table.h), reloaded on SIGHUP; empty: auth off.
+  std::string tokens_file;
   store::RocksDbOptions rocksdb;
   store::KeyStoreOptions key_store;
   // Threads running store calls (each may wait on a WAL sync).
@@ -34,7 +40,8 @@ struct DaemonOptions {
   absl::Duration drain_timeout = absl::Seconds(10);
 };
 
-// Must be called with SIGTERM, SIGINT and SIGHUP blocked in every thread (see
+// SIGHUP reloads the tokens file. Must be called with SIGTERM, SIGINT and
+// SIGHUP blocked in every thread (see
 // BlockTerminationSignals); waits for them with sigwait.
 int RunDaemon(const DaemonOptions& options);
 

@@ -52,11 +52,19 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; clients must present a certificate it signed "
           "(mutual TLS)");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer tokens (lines of \"SHA256HEX TENANT|admin\"); turns on "
+          "tenant auth; reloaded on SIGHUP");
 ABSL_FLAG(bool, insecure, false,
           "allow plaintext on a non-loopback --listen address");
 ABSL_FLAG(
     std::string, port_file, "",
     "write the bound port to this file once serving (for --listen=...:0)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. "
+          "127.0.0.1:9464; port 0 picks a free port); empty: no endpoint");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "write the bound --metrics_listen port to this file once serving");
 
 namespace {
 
@@ -92,10 +100,13 @@ int main(int argc, char** argv) {
   idemkey::DaemonOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.port_file = absl::GetFlag(FLAGS_port_file);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.tls.insecure = absl::GetFlag(FLAGS_insecure);
+  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   options.rocksdb.path = absl::GetFlag(FLAGS_data_dir);
   options.rocksdb.sync = absl::GetFlag(FLAGS_sync);

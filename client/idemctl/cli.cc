@@ -28,6 +28,8 @@ const std::vector<FlagSpec>& AllFlags() {
       {"cacert", 0, "FILE", "use TLS; verify idemkeyd with this PEM CA bundle"},
       {"cert", 0, "FILE", "client certificate (PEM) for mutual TLS"},
       {"key", 0, "FILE", "private key (PEM) of --cert"},
+      {"token", 0, "TOKEN",
+       "bearer token (or $IDEMKEY_TOKEN, which keeps it out of ps)"},
       {"help", 'h', "", "show help and exit"},
       // Verbs.
       {"raw", 0, "",
@@ -44,7 +46,7 @@ const std::vector<FlagSpec>& AllFlags() {
 }
 
 const std::vector<std::string> kGlobalFlags = {
-    "addr", "timeout", "output", "cacert", "cert", "key", "help"};
+    "addr", "timeout", "output", "cacert", "cert", "key", "token", "help"};
 
 struct VerbSpec {
   std::string name;  // "get", "tenants drop"
@@ -122,6 +124,26 @@ const std::vector<VerbSpec>& Verbs() {
        "and uptime.",
        {},
        RunStats},
+      {"backup",
+       "DIR",
+       1,
+       "copy the whole store into DIR on the server's machine",
+       "Writes a consistent copy of every tenant into DIR (absolute, must not\n"
+       "exist) on the machine idemkeyd runs on, while it keeps serving. To\n"
+       "restore, start idemkeyd with --data_dir=DIR (or a copy of it). Give\n"
+       "large stores a longer --timeout. Needs an admin token when auth is on.",
+       {},
+       RunBackup},
+      {"token new",
+       "TENANT",
+       1,
+       "make a bearer token for TENANT (or admin)",
+       "Prints a fresh random token for TENANT (or \"admin\") and the line to\n"
+       "add to idemkeyd's --tokens_file (then send idemkeyd SIGHUP). Only\n"
+       "the line's hash is stored by idemkeyd; keep the token secret.\n"
+       "Needs no server.",
+       {},
+       RunTokenNew},
       {"health",
        "",
        0,
@@ -192,7 +214,8 @@ void PrintShortUsage(std::ostream& out) {
   out << "Usage:\n";
   for (const VerbSpec& v : Verbs()) out << "  " << Synopsis(v) << "\n";
   out << "Global flags go before or after the verb: --addr HOST:PORT, "
-         "--timeout DURATION, -o table|json, --cacert/--cert/--key FILE.\n"
+         "--timeout DURATION, -o table|json, --cacert/--cert/--key FILE,\n"
+         "--token TOKEN.\n"
          "Run 'idemctl --help' for details.\n";
 }
 
@@ -381,6 +404,8 @@ int RunIdemctl(const std::vector<std::string>& args, const Environment& env) {
 
   idemkey::client::ClientOptions client_options =
       ClientOptionsFor(address, timeout);
+  client_options.token =
+      parsed->Has("token") ? parsed->flags.at("token") : env.token_from_env;
   if (parsed->Has("cacert") || parsed->Has("cert") || parsed->Has("key")) {
     auto flag = [&](const char* name) {
       return parsed->Has(name) ? parsed->flags.at(name) : std::string();

@@ -28,7 +28,8 @@
 namespace idemkey::idemctl {
 
 struct Environment {
-  std::string addr_from_env;  // $IDEMKEY_ADDR; "" when unset
+  std::string addr_from_env;   // $IDEMKEY_ADDR; "" when unset
+  std::string token_from_env;  // $IDEMKEY_TOKEN; "" when unset
   bool stdin_is_terminal = false;
   std::istream* in = nullptr;
   std::ostream* out = nullptr;

@@ -1,5 +1,8 @@
 #include "client/idemctl/commands.h"
 
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -326,6 +329,68 @@ int RunHealth(Context& ctx) {
   // unreachable for a caller.
   return *r == idemkey::client::ServingStatus::kServing ? kExitOk
                                                         : kExitUnreachable;
+}
+
+namespace {
+
+// The server checks names too; this only spares a useless token.
+bool IsTenantName(absl::string_view name) {
+  auto ok = [](char c) {
+    return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' ||
+           c == '_' || c == '-';
+  };
+  return !name.empty() && name.size() <= 64 && ok(name[0]) && name[0] != '.' &&
+         name[0] != '_' && name[0] != '-' &&
+         std::all_of(name.begin(), name.end(), ok);
+}
+
+}  // namespace
+
+int RunTokenNew(Context& ctx) {
+  const std::string& tenant = ctx.args[0];
+  if (tenant != "admin" && !IsTenantName(tenant)) {
+    return ctx.usage_error(absl::StrCat(
+        "\"", tenant,
+        "\" is not a tenant name (1-64 of [a-z0-9._-], starting with a letter "
+        "or digit) nor admin"));
+  }
+  unsigned char secret[32];
+  if (RAND_bytes(secret, sizeof secret) != 1) {
+    *ctx.err << "idemctl: the system's random generator failed\n";
+    return kExitServiceError;
+  }
+  const std::string token =
+      "idk_" + absl::WebSafeBase64Escape(absl::string_view(
+                   reinterpret_cast<const char*>(secret), sizeof secret));
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
+         digest);
+  const std::string line =
+      absl::StrCat(absl::BytesToHexString(absl::string_view(
+                       reinterpret_cast<const char*>(digest), sizeof digest)),
+                   " ", tenant);
+  if (ctx.output == OutputFormat::kJson) {
+    *ctx.out << "{\"token\":\"" << token << "\",\"tokens_file_line\":\"" << line
+             << "\"}\n";
+  } else {
+    *ctx.out << "token            " << token << "\n"
+             << "tokens_file line " << line << "\n";
+  }
+  return kExitOk;
+}
+
+int RunBackup(Context& ctx) {
+  absl::StatusOr<idemkey::v1::CheckpointResponse> r =
+      ctx.client->Checkpoint(ctx.args[0]);
+  if (!r.ok()) return ServiceError(ctx, r.status());
+  if (ctx.output == OutputFormat::kJson) {
+    *ctx.out << ToJson(*r) << "\n";
+  } else {
+    *ctx.out << "backed up " << r->tenants() << " tenants (" << r->bytes()
+             << " bytes) to " << r->directory()
+             << "\nrestore: idemkeyd --data_dir=" << r->directory() << "\n";
+  }
+  return kExitOk;
 }
 
 }  // namespace idemkey::idemctl

@@ -50,6 +50,8 @@ int RunTenantsCreate(Context& ctx);  // tenants create NAME
 int RunTenantsDrop(Context& ctx);    // tenants drop NAME --yes
 int RunStats(Context& ctx);          // stats
 int RunHealth(Context& ctx);         // health
+int RunTokenNew(Context& ctx);       // token new TENANT
+int RunBackup(Context& ctx);         // backup DIR
 
 }  // namespace idemkey::idemctl
 

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   const char* addr = std::getenv("IDEMKEY_ADDR");
   idemkey::idemctl::Environment env;
   env.addr_from_env = addr != nullptr ? addr : "";
+  const char* token = std::getenv("IDEMKEY_TOKEN");
+  env.token_from_env = token != nullptr ? token : "";
   env.stdin_is_terminal = isatty(STDIN_FILENO) == 1;
   env.in = &std::cin;
   env.out = &std::cout;

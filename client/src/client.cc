@@ -51,6 +51,9 @@ absl::Status Client::WithRetries(Attempt attempt) {
   absl::Duration backoff = options_.initial_backoff;
   for (int i = 1;; ++i) {
     grpc::ClientContext ctx;
+    if (!options_.token.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + options_.token);
+    }
     ctx.set_deadline(std::chrono::system_clock::now() +
                      absl::ToChronoNanoseconds(options_.call_timeout));
     grpc::Status s = attempt(&ctx);
@@ -182,6 +185,18 @@ absl::StatusOr<idemkey::v1::GetStatsResponse> Client::GetStats() {
   absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
     response.Clear();
     return admin_->GetStats(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<idemkey::v1::CheckpointResponse> Client::Checkpoint(
+    absl::string_view directory) {
+  idemkey::v1::CheckpointRequest request;
+  request.set_directory(std::string(directory));
+  idemkey::v1::CheckpointResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->Checkpoint(ctx, request, &response);
   });
   if (!s.ok()) return s;
   return response;

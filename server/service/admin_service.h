@@ -1,6 +1,6 @@
 // admin_service.h — idemkey.v1.AdminService over a KeyStore (callback API).
 //
-//   AdminServiceImpl admin(&key_store, &pool);
+//   AdminServiceImpl admin(&key_store, &pool, &authorizer);
 //   builder.RegisterService(&admin);
 
 #ifndef IDEMKEY_SERVER_SERVICE_ADMIN_SERVICE_H_
@@ -8,6 +8,7 @@
 
 #include "absl/time/time.h"
 #include "idemkey/v1/admin.grpc.pb.h"
+#include "server/auth/authorizer.h"
 #include "server/store/key_store.h"
 #include "server/util/thread_pool.h"
 
@@ -16,8 +17,10 @@ namespace idemkey::service {
 class AdminServiceImpl final
     : public idemkey::v1::AdminService::CallbackService {
  public:
-  // Neither is owned; both must outlive the service.
-  AdminServiceImpl(store::KeyStore* store, util::ThreadPool* pool);
+  // None is owned; all must outlive the service. Every call needs an admin
+  // token when auth is on.
+  AdminServiceImpl(store::KeyStore* store, util::ThreadPool* pool,
+                   const auth::Authorizer* auth);
 
   grpc::ServerUnaryReactor* ListRecords(
       grpc::CallbackServerContext* ctx,
@@ -42,10 +45,15 @@ class AdminServiceImpl final
   grpc::ServerUnaryReactor* GetStats(
       grpc::CallbackServerContext* ctx, const idemkey::v1::GetStatsRequest* req,
       idemkey::v1::GetStatsResponse* resp) override;
+  grpc::ServerUnaryReactor* Checkpoint(
+      grpc::CallbackServerContext* ctx,
+      const idemkey::v1::CheckpointRequest* req,
+      idemkey::v1::CheckpointResponse* resp) override;
 
  private:
   store::KeyStore* const store_;
   util::ThreadPool* const pool_;
+  const auth::Authorizer* const auth_;
   const absl::Time started_;
 };
 

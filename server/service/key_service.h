@@ -1,15 +1,17 @@
 // key_service.h — idemkey.v1.KeyService over a KeyStore (callback API).
 //
-//   KeyServiceImpl service(&key_store, &pool);
+//   KeyServiceImpl service(&key_store, &pool, &authorizer);
 //   builder.RegisterService(&service);
 //
-// Each call is validated and applied by the KeyStore on `pool`, never on a
-// gRPC callback thread; Ping answers inline.
+// Each call is authorized for its tenant, then validated and applied by the
+// KeyStore on `pool`, never on a gRPC callback thread; Ping answers inline
+// and needs no token.
 
 #ifndef IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
 #define IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
 
 #include "idemkey/v1/idemkey.grpc.pb.h"
+#include "server/auth/authorizer.h"
 #include "server/store/key_store.h"
 #include "server/util/thread_pool.h"
 
@@ -17,9 +19,10 @@ namespace idemkey::service {
 
 class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
  public:
-  // Neither is owned; both must outlive the service.
-  KeyServiceImpl(store::KeyStore* store, util::ThreadPool* pool)
-      : store_(store), pool_(pool) {}
+  // None is owned; all must outlive the service.
+  KeyServiceImpl(store::KeyStore* store, util::ThreadPool* pool,
+                 const auth::Authorizer* auth)
+      : store_(store), pool_(pool), auth_(auth) {}
 
   grpc::ServerUnaryReactor* Reserve(
       grpc::CallbackServerContext* ctx, const idemkey::v1::ReserveRequest* req,
@@ -44,6 +47,7 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
  private:
   store::KeyStore* const store_;
   util::ThreadPool* const pool_;
+  const auth::Authorizer* const auth_;
 };
 
 }  // namespace idemkey::service

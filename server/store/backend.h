@@ -62,6 +62,15 @@ struct BackendStats {
   bool compaction_pending = false;
   uint64_t pending_compaction_bytes = 0;
   uint64_t expired_records_dropped = 0;
+  // Engine figures for metrics; 0 when the backend has none. Counters are
+  // cumulative since the backend opened.
+  uint64_t block_cache_hits = 0;
+  uint64_t block_cache_misses = 0;
+  uint64_t write_stall_micros = 0;  // time writers spent delayed or stopped
+  uint64_t write_slowdowns = 0;     // times writes were set to be delayed
+  uint64_t write_stops = 0;         // times writes were stopped
+  bool write_stopped = false;       // writes are stopped right now
+  uint64_t delayed_write_rate = 0;  // bytes/s while delayed, else 0
 };
 
 class Backend {
@@ -103,6 +112,12 @@ class Backend {
   virtual std::vector<TenantInfo> ListTenants() = 0;
 
   virtual absl::StatusOr<BackendStats> Stats() = 0;
+
+  // A consistent copy of every tenant in the new directory `dir`, from which
+  // the backend can be opened again; returns its size in bytes.
+  // ALREADY_EXISTS when `dir` exists; FAILED_PRECONDITION when the backend
+  // keeps nothing to copy.
+  virtual absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) = 0;
 };
 
 // The errors every backend gives for an unknown tenant and at its tenant cap,

@@ -339,4 +339,8 @@ std::vector<TenantInfo> KeyStore::ListTenants() {
 
 absl::StatusOr<BackendStats> KeyStore::Stats() { return backend_->Stats(); }
 
+absl::StatusOr<uint64_t> KeyStore::Checkpoint(const std::string& dir) {
+  return backend_->Checkpoint(dir);
+}
+
 }  // namespace idemkey::store

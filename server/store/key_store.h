@@ -112,6 +112,8 @@ class KeyStore {
   absl::Status DropTenant(absl::string_view name);
   std::vector<TenantInfo> ListTenants();
   absl::StatusOr<BackendStats> Stats();
+  // Backend::Checkpoint: a consistent copy of the whole store in `dir`.
+  absl::StatusOr<uint64_t> Checkpoint(const std::string& dir);
 
  private:
   absl::Status ValidateTenantAndKey(absl::string_view tenant,

@@ -101,4 +101,9 @@ absl::StatusOr<BackendStats> MemoryBackend::Stats() {
   return stats;
 }
 
+absl::StatusOr<uint64_t> MemoryBackend::Checkpoint(const std::string&) {
+  return absl::FailedPreconditionError(
+      "the in-memory backend keeps nothing on disk to copy");
+}
+
 }  // namespace idemkey::store

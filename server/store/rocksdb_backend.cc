@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -14,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/statistics.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_buffer_manager.h"
 #include "server/store/record_codec.h"
 #include "server/util/coding.h"
@@ -38,6 +41,14 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
     return absl::UnavailableError(msg);
   }
   return absl::InternalError(msg);
+}
+
+// A number in a map property ("rocksdb.cfstats"), or 0.
+uint64_t MapValue(const std::map<std::string, std::string>& map,
+                  const std::string& key) {
+  auto it = map.find(key);
+  if (it == map.end()) return 0;
+  return static_cast<uint64_t>(std::strtod(it->second.c_str(), nullptr));
 }
 
 // An empty view may have a null data pointer, which RocksDB passes to memcmp.
@@ -120,6 +131,12 @@ absl::Status RocksDbBackend::OpenDb() {
   // column families holding the oldest WAL get flushed.
   db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
   db_options.keep_log_file_num = 5;
+  if (options_.statistics) {
+    // Tickers only: no histograms or timers, the cheapest level that counts.
+    statistics_ = rocksdb::CreateDBStatistics();
+    statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+    db_options.statistics = statistics_;
+  }
 
   std::vector<std::string> names;
   rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, path, &names);
@@ -452,6 +469,11 @@ absl::StatusOr<BackendStats> RocksDbBackend::Stats() {
                             "rocksdb.estimate-pending-compaction-bytes", &v)) {
       stats.pending_compaction_bytes += v;
     }
+    std::map<std::string, std::string> cf_stats;
+    if (db_->GetMapProperty(tenant->handle, "rocksdb.cfstats", &cf_stats)) {
+      stats.write_slowdowns += MapValue(cf_stats, "io_stalls.total_slowdown");
+      stats.write_stops += MapValue(cf_stats, "io_stalls.total_stop");
+    }
     stats.tenants.push_back(std::move(ts));
   }
   rocksdb::VectorLogPtr wal_files;
@@ -461,6 +483,21 @@ absl::StatusOr<BackendStats> RocksDbBackend::Stats() {
   stats.block_cache_usage_bytes = block_cache_->GetUsage();
   stats.block_cache_capacity_bytes = block_cache_->GetCapacity();
   stats.expired_records_dropped = filter_factory_->dropped();
+  if (statistics_ != nullptr) {
+    stats.block_cache_hits =
+        statistics_->getTickerCount(rocksdb::BLOCK_CACHE_HIT);
+    stats.block_cache_misses =
+        statistics_->getTickerCount(rocksdb::BLOCK_CACHE_MISS);
+    stats.write_stall_micros =
+        statistics_->getTickerCount(rocksdb::STALL_MICROS);
+  }
+  uint64_t v = 0;
+  if (db_->GetIntProperty("rocksdb.is-write-stopped", &v)) {
+    stats.write_stopped = v != 0;
+  }
+  if (db_->GetIntProperty("rocksdb.actual-delayed-write-rate", &v)) {
+    stats.delayed_write_rate = v;
+  }
   return stats;
 }
 
@@ -468,6 +505,33 @@ rocksdb::ColumnFamilyHandle* RocksDbBackend::TenantHandleForTesting(
     absl::string_view name) {
   std::shared_ptr<Tenant> t = FindTenant(name);
   return t ? t->handle : nullptr;
+}
+
+absl::StatusOr<uint64_t> RocksDbBackend::Checkpoint(const std::string& dir) {
+  std::error_code ec;
+  if (dir.empty() || !std::filesystem::path(dir).is_absolute()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint directory \"", dir, "\" must be an absolute path"));
+  }
+  if (std::filesystem::exists(dir, ec)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("checkpoint directory \"", dir,
+                     "\" already exists; name a new one (it is created)"));
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush 0: memtables are flushed first, so the copy needs no
+  // WAL replay and holds every acknowledged write.
+  if (s.ok()) s = checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+  if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("writing checkpoint \"", dir, "\""));
+  }
+  uint64_t bytes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file(ec)) bytes += entry.file_size(ec);
+  }
+  return bytes;
 }
 
 }  // namespace idemkey::store

@@ -18,7 +18,8 @@ TEST(StartupTest, HelpDocumentsEveryFlag) {
         "--max_key_bytes", "--max_tenants", "--auto_create_tenants",
         "--store_threads", "--cache_mb", "--write_buffer_mb", "--drain_timeout",
         "--port_file", "--tls_cert", "--tls_key", "--tls_client_ca",
-        "--insecure"}) {
+        "--insecure", "--metrics_listen", "--metrics_port_file",
+        "--tokens_file"}) {
     EXPECT_NE(r.output.find(std::string(flag) + " ("), std::string::npos)
         << flag << " missing from --help:\n"
         << r.output;

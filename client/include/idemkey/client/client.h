@@ -53,6 +53,9 @@ struct ClientOptions {
   absl::Duration max_backoff = absl::Seconds(1);
   // Transport credentials; insecure (plaintext) when null.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Bearer token sent as "authorization: Bearer TOKEN" on every call when
+  // idemkeyd runs with --tokens_file; empty: none. Never logged.
+  std::string token;
 };
 
 // What grpc.health.v1 says of the whole server.
@@ -87,6 +90,10 @@ class Client final : public KeyServiceClient {
   absl::StatusOr<idemkey::v1::Tenant> CreateTenant(absl::string_view name);
   absl::Status DropTenant(absl::string_view name);
   absl::StatusOr<idemkey::v1::GetStatsResponse> GetStats();
+  // A consistent copy of the whole store in `directory` (absolute, new) on
+  // the server's machine.
+  absl::StatusOr<idemkey::v1::CheckpointResponse> Checkpoint(
+      absl::string_view directory);
 
   // grpc.health.v1.Health/Check of the whole server ("" service).
   absl::StatusOr<ServingStatus> CheckHealth();

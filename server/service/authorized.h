@@ -1,0 +1,49 @@
+// authorized.h — put the bearer-token check in front of a call's work.
+//
+//   return RunOnPool(ctx, pool_, ForTenantOf(auth_, ctx, req->tenant(), [=] {
+//     return ToGrpcStatus(api::Reserve(*store_, *req, resp));
+//   }));
+//
+// The check runs first, on the pool thread, so a refused call never reaches
+// the store and is finished (and counted) like any other.
+
+#ifndef IDEMKEY_SERVER_SERVICE_AUTHORIZED_H_
+#define IDEMKEY_SERVER_SERVICE_AUTHORIZED_H_
+
+#include <string>
+#include <utility>
+
+#include "grpcpp/grpcpp.h"
+#include "server/auth/authorizer.h"
+#include "server/service/run_on_pool.h"
+
+namespace idemkey::service {
+
+// `work` runs only if the caller may touch `tenant`'s records.
+template <typename Work>
+auto ForTenantOf(const auth::Authorizer* auth, grpc::CallbackServerContext* ctx,
+                 const std::string& tenant, Work work) {
+  return [auth, ctx, &tenant, work = std::move(work)]() mutable {
+    if (absl::Status s = auth->ForTenant(ctx->client_metadata(), tenant);
+        !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    return work();
+  };
+}
+
+// `work` runs only for an admin caller.
+template <typename Work>
+auto ForAdmin(const auth::Authorizer* auth, grpc::CallbackServerContext* ctx,
+              Work work) {
+  return [auth, ctx, work = std::move(work)]() mutable {
+    if (absl::Status s = auth->ForAdmin(ctx->client_metadata()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    return work();
+  };
+}
+
+}  // namespace idemkey::service
+
+#endif  // IDEMKEY_SERVER_SERVICE_AUTHORIZED_H_
