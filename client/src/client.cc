@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -49,6 +50,13 @@ template <typename Attempt>
 absl::Status Client::WithRetries(Attempt attempt) {
   thread_local absl::BitGen bitgen;
   absl::Duration backoff = options_.initial_backoff;
+  // gRPC aborts the process on a header value it cannot send.
+  if (!std::all_of(options_.token.begin(), options_.token.end(),
+                   [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    return absl::InvalidArgumentError(
+        "the bearer token has a character a header cannot carry (a newline?); "
+        "tokens are printable ASCII");
+  }
   for (int i = 1;; ++i) {
     grpc::ClientContext ctx;
     if (!options_.token.empty()) {

@@ -239,7 +239,13 @@ absl::Status RocksDbBackend::ReconcileRegistry(
   } else if (!s.IsNotFound()) {
     return FromRocks(s, "reading the fencing token watermark");
   }
-  next_token_ = token_watermark_;
+  // Never below the wall clock in microseconds: a store restored from a
+  // backup has an old watermark, and the tokens handed out after that backup
+  // must not be handed out again. Tokens are issued far slower than one per
+  // microsecond, so the clock runs ahead of any earlier token.
+  next_token_ = std::max<uint64_t>(
+      token_watermark_,
+      static_cast<uint64_t>(options_.clock->NowMillis()) * 1000);
   return absl::OkStatus();
 }
 

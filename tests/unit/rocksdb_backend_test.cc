@@ -110,6 +110,34 @@ TEST_F(RocksDbBackendTest, FencingTokensKeepGrowingAcrossReopen) {
   EXPECT_GT(*backend_->NextFencingToken(), last);
 }
 
+TEST_F(RocksDbBackendTest, RestoredBackupNeverReissuesLaterTokens) {
+  Open();
+  const std::string copy = dir_.path() + "/backup";
+  ASSERT_TRUE(backend_->Checkpoint(copy).ok());
+  // More tokens after the backup than one watermark block covers.
+  uint64_t last = 0;
+  for (int i = 0; i < 70'000; ++i) last = *backend_->NextFencingToken();
+  store_.reset();
+  ASSERT_TRUE(backend_->Close().ok());
+  backend_.reset();
+
+  clock_.Advance(absl::Seconds(1));  // the restore happens later
+  RocksDbOptions options;
+  options.path = copy;
+  options.clock = &clock_;
+  auto restored = RocksDbBackend::Open(options);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_GT(*(*restored)->NextFencingToken(), last);
+}
+
+TEST_F(RocksDbBackendTest, CheckpointRefusesAnExistingOrRelativeDirectory) {
+  Open();
+  EXPECT_EQ(backend_->Checkpoint(dir_.path()).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(backend_->Checkpoint("relative").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(RocksDbBackendTest, TenantsAndRecordsSurviveReopen) {
   Open();
   PutCompleted("k", 3'600'000);
