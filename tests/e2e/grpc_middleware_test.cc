@@ -688,6 +688,75 @@ TEST_F(GrpcMiddlewareTest, InterceptorKeyDrivesServerSideIdempotency) {
   EXPECT_EQ(runs(), 3);
 }
 
+TEST_F(GrpcMiddlewareTest, LongHandlerKeepsItsLeaseThroughHeartbeats) {
+  MiddlewareOptions options = RequiredKeyOptions();
+  options.lease = absl::Seconds(1);
+  options.heartbeat_interval = absl::Milliseconds(250);
+  std::atomic<int> charges{0};
+  HandlerFn charge = Charger(&charges);
+  StartApp(options, [&](const CreateChargeRequest& req, Charge* out,
+                        ReplyMetadata* metadata) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    return charge(req, out, metadata);
+  });
+  std::thread owner([&] {
+    EXPECT_TRUE(CallCharge(channel(), ChargeReq(7), "long").status.ok());
+  });
+  // Well past the first lease: only heartbeats can have kept it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1800));
+  CallResult during = CallCharge(app().NewChannel(), ChargeReq(7), "long");
+  owner.join();
+  EXPECT_EQ(during.status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(runs(), 1);
+  EXPECT_TRUE(CallCharge(channel(), ChargeReq(7), "long").replayed());
+}
+
+// payments-grpc killed in the middle of a charge: after the lease a retry
+// runs the charge again, and the dead owner's token can no longer complete.
+TEST_F(GrpcMiddlewareTest, AppServerKilledMidHandlerIsRecoveredAfterTheLease) {
+  const std::string port_file = dir().path() + "/doomed.port";
+  const pid_t doomed = SpawnProcess(
+      {PAYMENTS_GRPC_PATH, "--listen=127.0.0.1:0", "--port_file=" + port_file,
+       "--idemkey=" + server().address(), "--lease=1s", "--charge_delay=60s"},
+      dir().path() + "/doomed.log");
+  int port = 0;
+  for (int i = 0; i < 3000 && port == 0; ++i) {
+    std::ifstream in(port_file);
+    in >> port;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(port, 0) << "payments-grpc did not start";
+  auto doomed_channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                            grpc::InsecureChannelCredentials());
+  std::thread caller(
+      [&] { CallCharge(doomed_channel, ChargeReq(9), "crash"); });
+  uint64_t dead_token = 0;
+  for (int i = 0; i < 500 && dead_token == 0; ++i) {
+    auto l = client().Lookup("acme", "crash");
+    if (l.status.ok()) dead_token = l.reply.record().fencing_token();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(dead_token, 0u) << "the call never reserved its key";
+  kill(doomed, SIGKILL);
+  waitpid(doomed, nullptr, 0);
+  caller.join();
+  doomed_channel.reset();
+
+  std::atomic<int> charges{0};
+  StartApp(RequiredKeyOptions(), Charger(&charges));
+  EXPECT_EQ(CallCharge(channel(), ChargeReq(9), "crash").status.error_code(),
+            grpc::StatusCode::ABORTED);  // the dead owner's lease still runs
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  CallResult retry = CallCharge(channel(), ChargeReq(9), "crash");
+  ASSERT_TRUE(retry.status.ok()) << retry.status.error_message();
+  EXPECT_FALSE(retry.replayed());
+  EXPECT_EQ(runs(), 1);
+  EXPECT_EQ(client()
+                .Complete("acme", "crash", dead_token, SampleResponse("late"))
+                .status.error_code(),
+            grpc::StatusCode::ABORTED);
+}
+
 // The example app (client/examples/payments_grpc.cc) as a user runs it.
 TEST_F(GrpcMiddlewareTest, PaymentsGrpcExampleChargesOncePerKey) {
   const std::string port_file = dir().path() + "/payments-grpc.port";
