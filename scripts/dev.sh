@@ -15,6 +15,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev openssl
+  systemd python3-yaml
 )
 
 install_packages() {

@@ -113,8 +113,9 @@ class Backend {
 
   virtual absl::StatusOr<BackendStats> Stats() = 0;
 
-  // A consistent copy of every tenant in the new directory `dir`, from which
-  // the backend can be opened again; returns its size in bytes.
+  // A consistent copy of every tenant in the new directory `dir` (parents
+  // are created), from which the backend can be opened again; returns its
+  // size in bytes.
   // ALREADY_EXISTS when `dir` exists; FAILED_PRECONDITION when the backend
   // keeps nothing to copy.
   virtual absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) = 0;

@@ -524,6 +524,14 @@ absl::StatusOr<uint64_t> RocksDbBackend::Checkpoint(const std::string& dir) {
         absl::StrCat("checkpoint directory \"", dir,
                      "\" already exists; name a new one (it is created)"));
   }
+  // RocksDB creates the directory itself, but not its parents.
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(),
+                                      ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the parent of checkpoint directory \"", dir,
+                     "\": ", ec.message()));
+  }
   rocksdb::Checkpoint* raw = nullptr;
   rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);

@@ -39,7 +39,7 @@ TEST_F(BackupTest, RestoredCopyHoldsEveryRecordWrittenBeforeIt) {
   }
   ASSERT_TRUE(client().CreateTenant("empty").status.ok());
 
-  const std::string copy = dir().path() + "/backup-1";
+  const std::string copy = dir().path() + "/backups/2026-11-22";  // new parent
   CommandOutput backup = Idemctl({"backup", copy});
   ASSERT_EQ(backup.exit_code, 0) << backup.err;
   EXPECT_NE(backup.out.find("backed up 3 tenants"), std::string::npos)
