@@ -16,6 +16,7 @@ PACKAGES=(
   librocksdb-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev openssl
   systemd python3-yaml
+  clang libclang-rt-14-dev
 )
 
 install_packages() {
