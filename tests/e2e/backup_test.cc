@@ -48,6 +48,7 @@ TEST_F(BackupTest, RestoredCopyHoldsEveryRecordWrittenBeforeIt) {
   EXPECT_EQ(Idemctl({"backup", "relative/dir"}).exit_code, 2);
   // Not in the copy: written after it.
   client().Reserve(ReserveReq("acme", "after-backup", "body", "a"));
+  StopServer();
 
   IdemkeydProcess restored(copy);
   ASSERT_TRUE(restored.Start());

@@ -719,12 +719,7 @@ TEST_F(GrpcMiddlewareTest, AppServerKilledMidHandlerIsRecoveredAfterTheLease) {
       {PAYMENTS_GRPC_PATH, "--listen=127.0.0.1:0", "--port_file=" + port_file,
        "--idemkey=" + server().address(), "--lease=1s", "--charge_delay=60s"},
       dir().path() + "/doomed.log");
-  int port = 0;
-  for (int i = 0; i < 3000 && port == 0; ++i) {
-    std::ifstream in(port_file);
-    in >> port;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int port = WaitForPortFile(port_file);
   ASSERT_GT(port, 0) << "payments-grpc did not start";
   auto doomed_channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                             grpc::InsecureChannelCredentials());
@@ -764,12 +759,7 @@ TEST_F(GrpcMiddlewareTest, PaymentsGrpcExampleChargesOncePerKey) {
       {PAYMENTS_GRPC_PATH, "--listen=127.0.0.1:0", "--port_file=" + port_file,
        "--idemkey=" + server().address()},
       dir().path() + "/payments-grpc.log");
-  int port = 0;
-  for (int i = 0; i < 3000 && port == 0; ++i) {
-    std::ifstream in(port_file);
-    in >> port;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int port = WaitForPortFile(port_file);
   ASSERT_GT(port, 0) << "payments-grpc did not start";
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                      grpc::InsecureChannelCredentials());

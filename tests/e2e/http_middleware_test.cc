@@ -379,12 +379,7 @@ TEST_F(HttpMiddlewareTest, AppServerKilledMidHandlerIsRecoveredAfterTheLease) {
       {PAYMENTS_HTTP_PATH, "--listen_port=0", "--port_file=" + port_file,
        "--idemkey=" + server().address(), "--lease=1s", "--charge_delay=60s"},
       dir().path() + "/app.log");
-  int port = 0;
-  for (int i = 0; i < 3000 && port == 0; ++i) {
-    std::ifstream in(port_file);
-    in >> port;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int port = WaitForPortFile(port_file);
   ASSERT_GT(port, 0) << "payments-http did not start";
   std::thread doomed([port] {
     httplib::Client c("127.0.0.1", port);

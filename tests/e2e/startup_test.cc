@@ -13,13 +13,14 @@ namespace {
 TEST(StartupTest, HelpDocumentsEveryFlag) {
   CommandResult r = RunIdemkeyd({"--help"});
   for (const char* flag :
-       {"--listen", "--data_dir", "--sync", "--default_ttl", "--min_ttl",
-        "--max_ttl", "--default_lease", "--max_lease", "--max_response_bytes",
-        "--max_key_bytes", "--max_tenants", "--auto_create_tenants",
-        "--store_threads", "--cache_mb", "--write_buffer_mb", "--drain_timeout",
-        "--port_file", "--tls_cert", "--tls_key", "--tls_client_ca",
-        "--insecure", "--metrics_listen", "--metrics_port_file",
-        "--tokens_file"}) {
+       {"--listen",         "--data_dir",          "--sync",
+        "--default_ttl",    "--min_ttl",           "--max_ttl",
+        "--default_lease",  "--max_lease",         "--max_response_bytes",
+        "--max_key_bytes",  "--max_tenants",       "--auto_create_tenants",
+        "--store_threads",  "--cache_mb",          "--write_buffer_mb",
+        "--drain_timeout",  "--port_file",         "--tls_cert",
+        "--tls_key",        "--tls_client_ca",     "--insecure",
+        "--metrics_listen", "--metrics_port_file", "--tokens_file"}) {
     EXPECT_NE(r.output.find(std::string(flag) + " ("), std::string::npos)
         << flag << " missing from --help:\n"
         << r.output;

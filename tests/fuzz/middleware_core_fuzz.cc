@@ -22,6 +22,7 @@
 
 #include "idemkey/middleware/core.h"
 #include "idemkey/middleware/in_process_key_service.h"
+#include "server/store/limits.h"
 #include "server/store/validation.h"
 
 namespace {
@@ -64,9 +65,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       in.ConsumeBool() ? in.PickValueInArray({"POST", "PUT", "PATCH", "DELETE",
                                               "GET", "HEAD", "post"})
                        : in.ConsumeRandomLengthString(16);
-  const std::string route = in.ConsumeBool()
-                                ? in.PickValueInArray({"/v1/charges", "/v1/login"})
-                                : in.ConsumeRandomLengthString(64);
+  const std::string route =
+      in.ConsumeBool() ? in.PickValueInArray({"/v1/charges", "/v1/login"})
+                       : in.ConsumeRandomLengthString(64);
   const std::string tenant =
       in.ConsumeBool() ? in.PickValueInArray({"acme", "", "Acme", "a b"})
                        : in.ConsumeRandomLengthString(70);
@@ -78,10 +79,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   IdempotencyCore core(keys, options);
   const IncomingRequest request{method, route, tenant, key, has_key, body};
 
-  const bool covered = options.covered_methods.count(method) > 0 &&
-                       options.excluded_routes.count(method + " " + route) ==
-                           0 &&
-                       !tenant.empty();
+  const bool covered =
+      options.covered_methods.count(method) > 0 &&
+      options.excluded_routes.count(method + " " + route) == 0 &&
+      !tenant.empty();
   Decision first = core.Begin(request);
   if (!covered) {
     if (first.action != Action::kBypass) Fail("uncovered request not bypassed");
@@ -103,9 +104,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // A valid key: the service decides. Only the tenant can make it refuse.
   const bool valid_tenant = idemkey::store::ValidateTenantName(tenant).ok();
-  if (!valid_tenant) {
+  // A core configured for longer keys than the service takes (its default:
+  // 256 bytes) passes them on, and the service refuses them.
+  const bool service_takes_key =
+      key.size() <= idemkey::store::Limits().max_key_bytes;
+  if (!valid_tenant || !service_takes_key) {
     if (!Rejected(first, RejectReason::kInternal)) {
-      Fail("invalid tenant not refused by the service");
+      Fail("invalid tenant or over-long key not refused by the service");
     }
     return 0;
   }

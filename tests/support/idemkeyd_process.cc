@@ -62,6 +62,15 @@ std::optional<int> WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
 
 const char* IdemkeydPath() { return IDEMKEYD_PATH; }
 
+int WaitForPortFile(const std::string& path) {
+  for (int i = 0; i < 3000; ++i) {
+    const std::string port = ReadFile(path);
+    if (!port.empty()) return std::stoi(port);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return 0;
+}
+
 IdemkeydProcess::IdemkeydProcess(std::string data_dir,
                                  std::vector<std::string> extra_flags)
     : data_dir_(std::move(data_dir)),

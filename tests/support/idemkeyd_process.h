@@ -73,6 +73,10 @@ struct CommandResult {
 pid_t SpawnProcess(const std::vector<std::string>& argv,
                    const std::string& log_path);
 
+// Waits up to 30 s for a program started with --port_file=`path` to write
+// its port there; 0 if it did not.
+int WaitForPortFile(const std::string& path);
+
 // Runs idemkeyd with `args` until it exits (at most `timeout_seconds`), for
 // tests of --help and of startup failures.
 CommandResult RunIdemkeyd(const std::vector<std::string>& args,

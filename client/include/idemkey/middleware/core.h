@@ -46,7 +46,9 @@ struct MiddlewareOptions {
   std::set<std::string> excluded_routes;
   // A covered request without a key: rejected (true) or run unprotected.
   bool require_key = false;
-  // Longest accepted key (SPEC: 256); keys are printable ASCII.
+  // Longest accepted key (SPEC: 256); keys are printable ASCII. Keep it at
+  // most idemkeyd's --max_key_bytes: longer keys pass here and are refused
+  // by the service (an Internal rejection, HTTP 500).
   size_t max_key_bytes = 256;
   // Lease asked for each attempt, and how often a running handler renews it.
   absl::Duration lease = absl::Seconds(30);
