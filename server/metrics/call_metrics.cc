@@ -3,32 +3,13 @@
 #include <chrono>
 #include <set>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "idemkey/v1/idemkey.pb.h"
 
 namespace idemkey::metrics {
 namespace {
-
-constexpr absl::string_view kCodeNames[kGrpcCodes] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
 
 constexpr absl::string_view kOutcomeNames[4] = {"owner", "in_progress",
                                                 "completed", "mismatch"};
@@ -94,10 +75,6 @@ class CallInterceptorFactory final
 };
 
 }  // namespace
-
-absl::string_view GrpcCodeName(int code) {
-  return code >= 0 && code < kGrpcCodes ? kCodeNames[code] : "UNKNOWN";
-}
 
 CallMetrics::CallMetrics(const std::vector<std::string>& services) {
   std::vector<const google::protobuf::MethodDescriptor*> all;
@@ -171,7 +148,10 @@ void CallMetrics::Write(TextWriter* out) const {
       const uint64_t n = m->codes[c].load(std::memory_order_relaxed);
       if (n == 0 && c != 0) continue;
       out->Sample("idemkey_calls_total",
-                  {{"method", m->label}, {"code", kCodeNames[c]}}, n);
+                  {{"method", m->label},
+                   {"code", absl::StatusCodeToString(
+                                static_cast<absl::StatusCode>(c))}},
+                  n);
     }
   }
 

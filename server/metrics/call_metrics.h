@@ -87,9 +87,6 @@ class CallMetrics {
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 NewCallMetricsInterceptorFactory(CallMetrics* metrics);
 
-// "OK", "INVALID_ARGUMENT", ... for a canonical code; "UNKNOWN" otherwise.
-absl::string_view GrpcCodeName(int code);
-
 }  // namespace idemkey::metrics
 
 #endif  // IDEMKEY_SERVER_METRICS_CALL_METRICS_H_

@@ -41,6 +41,14 @@ class TextWriter {
   void Sample(absl::string_view name, std::initializer_list<Label> labels,
               double value);
 
+  // A family with a single unlabelled sample: the usual gauge or counter.
+  template <typename Value>
+  void Single(absl::string_view name, absl::string_view type,
+              absl::string_view help, Value value) {
+    Family(name, type, help);
+    Sample(name, {}, value);
+  }
+
   // The text written so far; the writer is empty afterwards.
   std::string Take() { return std::move(out_); }
 

@@ -7,11 +7,10 @@ namespace idemkey::metrics {
 void WriteStoreMetrics(const store::BackendStats& stats, TextWriter* out) {
   const size_t listed = std::min(stats.tenants.size(), kMaxTenantSeries);
 
-  out->Family("idemkey_tenants", "gauge", "Tenants that exist.");
-  out->Sample("idemkey_tenants", {}, uint64_t{stats.tenants.size()});
-  out->Family("idemkey_max_tenants", "gauge",
-              "Tenants the server accepts (--max_tenants).");
-  out->Sample("idemkey_max_tenants", {}, stats.max_tenants);
+  out->Single("idemkey_tenants", "gauge", "Tenants that exist.",
+              uint64_t{stats.tenants.size()});
+  out->Single("idemkey_max_tenants", "gauge",
+              "Tenants the server accepts (--max_tenants).", stats.max_tenants);
 
   out->Family("idemkey_tenant_records", "gauge",
               "Estimated records of a tenant, live and expired-not-yet-"
@@ -33,38 +32,29 @@ void WriteStoreMetrics(const store::BackendStats& stats, TextWriter* out) {
   uint64_t memtables = 0;
   for (const store::TenantStats& t : stats.tenants)
     memtables += t.memtable_bytes;
-  out->Family("idemkey_rocksdb_memtable_bytes", "gauge",
-              "Bytes in the memtables of all tenants.");
-  out->Sample("idemkey_rocksdb_memtable_bytes", {}, memtables);
+  out->Single("idemkey_rocksdb_memtable_bytes", "gauge",
+              "Bytes in the memtables of all tenants.", memtables);
 
-  out->Family("idemkey_rocksdb_compaction_pending", "gauge",
-              "1 if any tenant has a compaction pending, else 0.");
-  out->Sample("idemkey_rocksdb_compaction_pending", {},
+  out->Single("idemkey_rocksdb_compaction_pending", "gauge",
+              "1 if any tenant has a compaction pending, else 0.",
               uint64_t{stats.compaction_pending ? 1u : 0u});
-  out->Family("idemkey_rocksdb_pending_compaction_bytes", "gauge",
+  out->Single("idemkey_rocksdb_pending_compaction_bytes", "gauge",
               "Estimated bytes compaction must rewrite to settle, all "
-              "tenants.");
-  out->Sample("idemkey_rocksdb_pending_compaction_bytes", {},
+              "tenants.",
               stats.pending_compaction_bytes);
-  out->Family("idemkey_rocksdb_wal_bytes", "gauge",
-              "Bytes of live write-ahead log files.");
-  out->Sample("idemkey_rocksdb_wal_bytes", {}, stats.wal_bytes);
+  out->Single("idemkey_rocksdb_wal_bytes", "gauge",
+              "Bytes of live write-ahead log files.", stats.wal_bytes);
 
-  out->Family("idemkey_rocksdb_block_cache_usage_bytes", "gauge",
-              "Bytes in the shared block cache, memtables included.");
-  out->Sample("idemkey_rocksdb_block_cache_usage_bytes", {},
+  out->Single("idemkey_rocksdb_block_cache_usage_bytes", "gauge",
+              "Bytes in the shared block cache, memtables included.",
               stats.block_cache_usage_bytes);
-  out->Family("idemkey_rocksdb_block_cache_capacity_bytes", "gauge",
-              "Capacity of the shared block cache (--cache_mb).");
-  out->Sample("idemkey_rocksdb_block_cache_capacity_bytes", {},
+  out->Single("idemkey_rocksdb_block_cache_capacity_bytes", "gauge",
+              "Capacity of the shared block cache (--cache_mb).",
               stats.block_cache_capacity_bytes);
-  out->Family("idemkey_rocksdb_block_cache_hits_total", "counter",
-              "Block reads served by the block cache.");
-  out->Sample("idemkey_rocksdb_block_cache_hits_total", {},
-              stats.block_cache_hits);
-  out->Family("idemkey_rocksdb_block_cache_misses_total", "counter",
-              "Block reads that missed the block cache and read a file.");
-  out->Sample("idemkey_rocksdb_block_cache_misses_total", {},
+  out->Single("idemkey_rocksdb_block_cache_hits_total", "counter",
+              "Block reads served by the block cache.", stats.block_cache_hits);
+  out->Single("idemkey_rocksdb_block_cache_misses_total", "counter",
+              "Block reads that missed the block cache and read a file.",
               stats.block_cache_misses);
 
   out->Family("idemkey_rocksdb_write_stalls_total", "counter",
@@ -75,24 +65,20 @@ void WriteStoreMetrics(const store::BackendStats& stats, TextWriter* out) {
               stats.write_slowdowns);
   out->Sample("idemkey_rocksdb_write_stalls_total", {{"kind", "stop"}},
               stats.write_stops);
-  out->Family("idemkey_rocksdb_write_stall_seconds_total", "counter",
-              "Time writers spent delayed or stopped by a write stall.");
-  out->Sample("idemkey_rocksdb_write_stall_seconds_total", {},
+  out->Single("idemkey_rocksdb_write_stall_seconds_total", "counter",
+              "Time writers spent delayed or stopped by a write stall.",
               static_cast<double>(stats.write_stall_micros) * 1e-6);
-  out->Family("idemkey_rocksdb_write_stopped", "gauge",
-              "1 while writes are stopped, else 0.");
-  out->Sample("idemkey_rocksdb_write_stopped", {},
+  out->Single("idemkey_rocksdb_write_stopped", "gauge",
+              "1 while writes are stopped, else 0.",
               uint64_t{stats.write_stopped ? 1u : 0u});
-  out->Family("idemkey_rocksdb_delayed_write_rate_bytes", "gauge",
+  out->Single("idemkey_rocksdb_delayed_write_rate_bytes", "gauge",
               "Write rate (bytes/s) RocksDB allows while writes are delayed; "
-              "0 when they are not.");
-  out->Sample("idemkey_rocksdb_delayed_write_rate_bytes", {},
+              "0 when they are not.",
               stats.delayed_write_rate);
 
-  out->Family("idemkey_expired_records_dropped_total", "counter",
+  out->Single("idemkey_expired_records_dropped_total", "counter",
               "Expired records removed by the TTL compaction filter at flush "
-              "or compaction.");
-  out->Sample("idemkey_expired_records_dropped_total", {},
+              "or compaction.",
               stats.expired_records_dropped);
 }
 

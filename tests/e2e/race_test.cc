@@ -39,6 +39,7 @@ struct RaceTally {
   int in_progress = 0;
   int completed = 0;
   int other = 0;
+  std::string first_error;  // of a failed call, for the assertion message
   uint64_t owner_token = 0;
 };
 
@@ -50,8 +51,14 @@ class RaceTest : public ServerTest {
 
   void SetUp() override {
     ServerTest::SetUp();
+    // Connected before any race: a connection still being set up when the
+    // race starts could fail fast with UNAVAILABLE on a loaded machine, which
+    // says nothing about the store.
     for (int i = 0; i < kThreads; ++i) {
-      clients_.push_back(std::make_unique<TestClient>(server().NewChannel()));
+      std::shared_ptr<grpc::Channel> channel = server().NewChannel();
+      ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                            std::chrono::seconds(30)));
+      clients_.push_back(std::make_unique<TestClient>(channel));
     }
   }
 
@@ -78,6 +85,7 @@ class RaceTest : public ServerTest {
         std::lock_guard<std::mutex> lock(tally_mu);
         if (!r.status.ok()) {
           ++tally.other;
+          tally.first_error = r.status.error_message();
           return;
         }
         switch (r.reply.outcome()) {
@@ -109,16 +117,18 @@ TEST_F(RaceTest, ExactlyOneOwnerAmong64ConcurrentReserves) {
   for (int round = 0; round < kRounds; ++round) {
     const std::string key = "race-" + std::to_string(round);
     RaceTally t = Race(key, key + "/first");
-    ASSERT_EQ(t.owners, 1) << "round " << round;
-    ASSERT_EQ(t.in_progress, kThreads - 1) << "round " << round;
-    ASSERT_EQ(t.other, 0) << "round " << round;
+    ASSERT_EQ(t.owners, 1) << "round " << round << ": " << t.first_error;
+    ASSERT_EQ(t.in_progress, kThreads - 1)
+        << "round " << round << ": " << t.first_error;
+    ASSERT_EQ(t.other, 0) << "round " << round << ": " << t.first_error;
 
     // The owner completes; a second race finds only the stored response.
     ASSERT_TRUE(client()
                     .Complete("acme", key, t.owner_token, SampleResponse(key))
                     .status.ok());
     RaceTally replay = Race(key, key + "/replay");
-    ASSERT_EQ(replay.completed, kThreads) << "round " << round;
+    ASSERT_EQ(replay.completed, kThreads)
+        << "round " << round << ": " << replay.first_error;
   }
 }
 
@@ -130,8 +140,10 @@ TEST_F(RaceTest, ExactlyOneTakesOverALapsedLease) {
     ASSERT_EQ(first.owners, 1);
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     RaceTally takeover = Race(key, key + "/second");
-    ASSERT_EQ(takeover.owners, 1) << "round " << round;
-    ASSERT_EQ(takeover.in_progress, kThreads - 1) << "round " << round;
+    ASSERT_EQ(takeover.owners, 1)
+        << "round " << round << ": " << takeover.first_error;
+    ASSERT_EQ(takeover.in_progress, kThreads - 1)
+        << "round " << round << ": " << takeover.first_error;
     EXPECT_GT(takeover.owner_token, first.owner_token);
     EXPECT_EQ(
         client()
