@@ -2,10 +2,11 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/api/convert.h"
 #include "server/service/authorized.h"
-#include "server/service/run_on_pool.h"
+#include "server/service/store_call.h"
 
 namespace idemkey::service {
 namespace {
@@ -29,7 +30,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRecords(
     const idemkey::v1::ListRecordsRequest* req,
     idemkey::v1::ListRecordsResponse* resp) {
   return RunOnPool(
-      ctx, pool_, ForAdmin(auth_, ctx, [this, req, resp] {
+      ctx, pool_, store_, ForAdmin(auth_, ctx, [this, req, resp] {
         std::optional<store::RecordState> state;
         switch (req->state()) {
           case idemkey::v1::STATE_UNSPECIFIED:
@@ -41,11 +42,11 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRecords(
             state = store::RecordState::kCompleted;
             break;
           default:
-            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "state " + std::to_string(req->state()) +
-                                    " is unknown; use STATE_IN_PROGRESS, "
-                                    "STATE_COMPLETED or leave "
-                                    "it unset for every state");
+            return absl::InvalidArgumentError(
+                absl::StrCat("state ", req->state(),
+                             " is unknown; use STATE_IN_PROGRESS, "
+                             "STATE_COMPLETED or leave it unset for every "
+                             "state"));
         }
         absl::StatusOr<store::RecordPage> page = store_->ListRecords({
             .tenant = req->tenant(),
@@ -55,14 +56,14 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListRecords(
             .page_token = req->page_token(),
             .include_responses = req->include_responses(),
         });
-        if (!page.ok()) return ToGrpcStatus(page.status());
+        if (!page.ok()) return page.status();
         for (store::Record& r : page->records) {
           idemkey::v1::Record* out = resp->add_records();
           *out = api::ToProto(std::move(r));
           if (!req->include_responses()) out->clear_response();
         }
         resp->set_next_page_token(std::move(page->next_page_token));
-        return grpc::Status::OK;
+        return absl::OkStatus();
       }));
 }
 
@@ -70,41 +71,40 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteRecord(
     grpc::CallbackServerContext* ctx,
     const idemkey::v1::DeleteRecordRequest* req,
     idemkey::v1::DeleteRecordResponse* /*resp*/) {
-  return RunOnPool(
-      ctx, pool_, ForAdmin(auth_, ctx, [this, req] {
-        return ToGrpcStatus(store_->DeleteRecord(req->tenant(), req->key()));
-      }));
+  return RunOnPool(ctx, pool_, store_, ForAdmin(auth_, ctx, [this, req] {
+                     return store_->DeleteRecord(req->tenant(), req->key());
+                   }));
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::ListTenants(
     grpc::CallbackServerContext* ctx,
     const idemkey::v1::ListTenantsRequest* /*req*/,
     idemkey::v1::ListTenantsResponse* resp) {
-  return RunOnPool(ctx, pool_, ForAdmin(auth_, ctx, [this, resp] {
+  return RunOnPool(ctx, pool_, store_, ForAdmin(auth_, ctx, [this, resp] {
                      for (const store::TenantInfo& t : store_->ListTenants()) {
                        *resp->add_tenants() = ToProto(t);
                      }
-                     return grpc::Status::OK;
+                     return absl::OkStatus();
                    }));
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::CreateTenant(
     grpc::CallbackServerContext* ctx,
     const idemkey::v1::CreateTenantRequest* req, idemkey::v1::Tenant* resp) {
-  return RunOnPool(ctx, pool_, ForAdmin(auth_, ctx, [this, req, resp] {
+  return RunOnPool(ctx, pool_, store_, ForAdmin(auth_, ctx, [this, req, resp] {
                      absl::StatusOr<store::TenantInfo> created =
                          store_->CreateTenant(req->name());
-                     if (!created.ok()) return ToGrpcStatus(created.status());
+                     if (!created.ok()) return created.status();
                      *resp = ToProto(*created);
-                     return grpc::Status::OK;
+                     return absl::OkStatus();
                    }));
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::DropTenant(
     grpc::CallbackServerContext* ctx, const idemkey::v1::DropTenantRequest* req,
     idemkey::v1::DropTenantResponse* /*resp*/) {
-  return RunOnPool(ctx, pool_, ForAdmin(auth_, ctx, [this, req] {
-                     return ToGrpcStatus(store_->DropTenant(req->name()));
+  return RunOnPool(ctx, pool_, store_, ForAdmin(auth_, ctx, [this, req] {
+                     return store_->DropTenant(req->name());
                    }));
 }
 
@@ -113,9 +113,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetStats(
     const idemkey::v1::GetStatsRequest* /*req*/,
     idemkey::v1::GetStatsResponse* resp) {
   return RunOnPool(
-      ctx, pool_, ForAdmin(auth_, ctx, [this, resp] {
+      ctx, pool_, store_, ForAdmin(auth_, ctx, [this, resp] {
         absl::StatusOr<store::BackendStats> stats = store_->Stats();
-        if (!stats.ok()) return ToGrpcStatus(stats.status());
+        if (!stats.ok()) return stats.status();
         uint64_t disk = 0, memtables = 0;
         for (const store::TenantStats& t : stats->tenants) {
           idemkey::v1::TenantStats* out = resp->add_tenants();
@@ -138,7 +138,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetStats(
         resp->set_expired_records_dropped(stats->expired_records_dropped);
         resp->set_uptime_seconds(static_cast<uint64_t>(
             absl::ToInt64Seconds(absl::Now() - started_)));
-        return grpc::Status::OK;
+        return absl::OkStatus();
       }));
 }
 
@@ -146,13 +146,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Checkpoint(
     grpc::CallbackServerContext* ctx, const idemkey::v1::CheckpointRequest* req,
     idemkey::v1::CheckpointResponse* resp) {
   return RunOnPool(
-      ctx, pool_, ForAdmin(auth_, ctx, [this, req, resp] {
+      ctx, pool_, store_, ForAdmin(auth_, ctx, [this, req, resp] {
         absl::StatusOr<uint64_t> bytes = store_->Checkpoint(req->directory());
-        if (!bytes.ok()) return ToGrpcStatus(bytes.status());
+        if (!bytes.ok()) return bytes.status();
         resp->set_directory(req->directory());
         resp->set_bytes(*bytes);
         resp->set_tenants(static_cast<uint32_t>(store_->ListTenants().size()));
-        return grpc::Status::OK;
+        return absl::OkStatus();
       }));
 }
 

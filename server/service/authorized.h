@@ -1,11 +1,12 @@
 // authorized.h — put the bearer-token check in front of a call's work.
 //
-//   return RunOnPool(ctx, pool_, ForTenantOf(auth_, ctx, req->tenant(), [=] {
-//     return ToGrpcStatus(api::Reserve(*store_, *req, resp));
-//   }));
+//   return StartStoreCall(ctx, pool_, store_,
+//                         ForTenantOf(auth_, ctx, req->tenant(), [=] {
+//                           return api::Reserve(*store_, *req, resp);
+//                         }));
 //
-// The check runs first, on the pool thread, so a refused call never reaches
-// the store and is finished (and counted) like any other.
+// The check runs first, as part of the call's work, so a refused call never
+// reaches the store and is finished (and counted) like any other.
 
 #ifndef IDEMKEY_SERVER_SERVICE_AUTHORIZED_H_
 #define IDEMKEY_SERVER_SERVICE_AUTHORIZED_H_
@@ -13,9 +14,9 @@
 #include <string>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "grpcpp/grpcpp.h"
 #include "server/auth/authorizer.h"
-#include "server/service/run_on_pool.h"
 
 namespace idemkey::service {
 
@@ -26,9 +27,9 @@ auto ForTenantOf(const auth::Authorizer* auth, grpc::CallbackServerContext* ctx,
   return [auth, ctx, &tenant, work = std::move(work)]() mutable {
     if (absl::Status s = auth->ForTenant(ctx->client_metadata(), tenant);
         !s.ok()) {
-      return ToGrpcStatus(s);
+      return s;
     }
-    return work();
+    return absl::Status(work());
   };
 }
 
@@ -38,9 +39,9 @@ auto ForAdmin(const auth::Authorizer* auth, grpc::CallbackServerContext* ctx,
               Work work) {
   return [auth, ctx, work = std::move(work)]() mutable {
     if (absl::Status s = auth->ForAdmin(ctx->client_metadata()); !s.ok()) {
-      return ToGrpcStatus(s);
+      return s;
     }
-    return work();
+    return absl::Status(work());
   };
 }
 

@@ -4,8 +4,9 @@
 //   builder.RegisterService(&service);
 //
 // Each call is authorized for its tenant, then validated and applied by the
-// KeyStore on `pool`, never on a gRPC callback thread; Ping answers inline
-// and needs no token.
+// KeyStore: on the gRPC callback thread when that needs no disk I/O, else on
+// `pool` (store_call.h); the answer goes out once it is durable. Ping
+// answers inline and needs no token.
 
 #ifndef IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
 #define IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_

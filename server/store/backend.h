@@ -5,10 +5,15 @@
 // keys and Records, and gives three guarantees:
 //   1. Update is atomic per (tenant, key): no other Update of the same key runs
 //      between its read and its write.
-//   2. When Update returns OK, its write is as durable as the backend promises
-//      (RocksDbBackend with sync on: on disk, surviving a machine crash).
+//   2. Once Update or Get has returned, the callback of a WhenDurable called
+//      afterwards runs only when the write, and every write the call saw, is
+//      as durable as the backend promises (RocksDbBackend with sync on: on
+//      disk, surviving a machine crash). Answers go out from that callback,
+//      so no client learns of a write a crash could still undo.
 //   3. NextFencingToken never returns the same value twice, across restarts
 //      and crashes, and its values grow.
+// On a thread inside a NonBlockingScope (blocking.h), every call that would
+// wait for I/O returns WouldBlockError() instead, having changed nothing.
 // Expiry is not the backend's business: it returns expired records like any
 // other and the KeyStore treats them as absent.
 //
@@ -25,8 +30,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -99,6 +106,15 @@ class Backend {
   // `start` on. NOT_FOUND when the tenant does not exist.
   virtual absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
                             absl::string_view start, ScanFn fn) = 0;
+
+  // Runs `done` once everything written or read before this call is durable
+  // (guarantee 2), with OK, or with the error that kept it from being so:
+  // on the calling thread when it already is, else on a backend thread, so
+  // `done` must be quick. This default is for backends whose writes are
+  // durable when Update returns.
+  virtual void WhenDurable(absl::AnyInvocable<void(absl::Status) &&> done) {
+    std::move(done)(absl::OkStatus());
+  }
 
   // A fencing token never returned before (guarantee 3).
   virtual absl::StatusOr<uint64_t> NextFencingToken() = 0;

@@ -115,6 +115,12 @@ class KeyStore {
   // Backend::Checkpoint: a consistent copy of the whole store in `dir`.
   absl::StatusOr<uint64_t> Checkpoint(const std::string& dir);
 
+  // Backend::WhenDurable: `done` runs once what the calls before it wrote or
+  // read is durable. Answer a client from `done`, never before.
+  void WhenDurable(absl::AnyInvocable<void(absl::Status) &&> done) {
+    backend_->WhenDurable(std::move(done));
+  }
+
  private:
   absl::Status ValidateTenantAndKey(absl::string_view tenant,
                                     absl::string_view key) const;

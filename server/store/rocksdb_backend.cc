@@ -19,6 +19,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_buffer_manager.h"
+#include "server/store/blocking.h"
 #include "server/store/record_codec.h"
 #include "server/util/coding.h"
 
@@ -51,6 +52,28 @@ uint64_t MapValue(const std::map<std::string, std::string>& map,
   return static_cast<uint64_t>(std::strtod(it->second.c_str(), nullptr));
 }
 
+// Record reads: on a thread that must not block, only what is in memory.
+rocksdb::ReadOptions RecordReadOptions() {
+  rocksdb::ReadOptions read;
+  if (!MayBlock()) read.read_tier = rocksdb::kBlockCacheTier;
+  return read;
+}
+
+// Record writes are never synced here: WhenDurable shares one sync among
+// them. On a thread that must not block, a write that would stall fails.
+rocksdb::WriteOptions RecordWriteOptions() {
+  rocksdb::WriteOptions write;
+  write.no_slowdown = !MayBlock();
+  return write;
+}
+
+// With Record{Read,Write}Options, Incomplete means the call would have had to
+// wait for the disk.
+absl::Status FromRecordIo(const rocksdb::Status& s, absl::string_view what) {
+  if (s.IsIncomplete()) return WouldBlockError();
+  return FromRocks(s, what);
+}
+
 // An empty view may have a null data pointer, which RocksDB passes to memcmp.
 rocksdb::Slice ToSlice(absl::string_view s) {
   return s.empty() ? rocksdb::Slice() : rocksdb::Slice(s.data(), s.size());
@@ -74,9 +97,7 @@ RocksDbBackend::RocksDbBackend(const RocksDbOptions& options)
     : options_(options),
       filter_factory_(
           std::make_shared<TtlCompactionFilterFactory>(options.clock)),
-      stripes_(options.lock_stripes) {
-  write_options_.sync = options.sync;
-}
+      stripes_(options.lock_stripes) {}
 
 absl::StatusOr<std::unique_ptr<RocksDbBackend>> RocksDbBackend::Open(
     const RocksDbOptions& options) {
@@ -172,7 +193,21 @@ absl::Status RocksDbBackend::OpenDb() {
     return FromRocks(s, absl::StrCat("cannot open RocksDB in \"", path, "\""));
   }
   db_.reset(db);
-  return ReconcileRegistry(handles);
+  if (absl::Status reconciled = ReconcileRegistry(handles); !reconciled.ok()) {
+    return reconciled;
+  }
+  if (options_.sync) {
+    syncer_ = std::make_unique<WalSyncer>(WalSyncer::Hooks{
+        .latest_sequence = [db] { return db->GetLatestSequenceNumber(); },
+        .sync =
+            [db] {
+              rocksdb::Status synced = db->SyncWAL();
+              return synced.ok() ? absl::OkStatus()
+                                 : FromRocks(synced, "syncing the WAL");
+            },
+    });
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbBackend::ReconcileRegistry(
@@ -251,6 +286,7 @@ absl::Status RocksDbBackend::ReconcileRegistry(
 
 RocksDbBackend::~RocksDbBackend() {
   if (db_ == nullptr) return;
+  syncer_.reset();
   tenants_.clear();
   if (system_cf_) db_->DestroyColumnFamilyHandle(system_cf_);
   if (default_cf_) db_->DestroyColumnFamilyHandle(default_cf_);
@@ -258,6 +294,7 @@ RocksDbBackend::~RocksDbBackend() {
 }
 
 absl::Status RocksDbBackend::Close() {
+  syncer_.reset();  // answers whoever still waits
   std::vector<rocksdb::ColumnFamilyHandle*> all = {default_cf_, system_cf_};
   for (const auto& [name, tenant] : tenants_) all.push_back(tenant->handle);
   rocksdb::Status flushed = db_->Flush(rocksdb::FlushOptions(), all);
@@ -296,7 +333,7 @@ absl::Status RocksDbBackend::Update(absl::string_view tenant,
   std::lock_guard<std::mutex> lock(StripeFor(tenant, key));
   rocksdb::PinnableSlice raw;
   rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), t->handle, ToSlice(key), &raw);
+      db_->Get(RecordReadOptions(), t->handle, ToSlice(key), &raw);
   std::optional<Record> record;
   if (s.ok()) {
     absl::StatusOr<Record> decoded =
@@ -304,7 +341,7 @@ absl::Status RocksDbBackend::Update(absl::string_view tenant,
     if (!decoded.ok()) return decoded.status();
     record = std::move(*decoded);
   } else if (!s.IsNotFound()) {
-    return FromRocks(s, "reading a record");
+    return FromRecordIo(s, "reading a record");
   }
   const bool existed = record.has_value();
 
@@ -314,15 +351,15 @@ absl::Status RocksDbBackend::Update(absl::string_view tenant,
     case WriteAction::kNone:
       return absl::OkStatus();
     case WriteAction::kPut:
-      s = db_->Put(write_options_, t->handle, ToSlice(key),
+      s = db_->Put(RecordWriteOptions(), t->handle, ToSlice(key),
                    EncodeRecord(*record));
       break;
     case WriteAction::kDelete:
       if (!existed) return absl::OkStatus();
-      s = db_->Delete(write_options_, t->handle, ToSlice(key));
+      s = db_->Delete(RecordWriteOptions(), t->handle, ToSlice(key));
       break;
   }
-  return s.ok() ? absl::OkStatus() : FromRocks(s, "writing a record");
+  return s.ok() ? absl::OkStatus() : FromRecordIo(s, "writing a record");
 }
 
 absl::StatusOr<std::optional<Record>> RocksDbBackend::Get(
@@ -331,9 +368,9 @@ absl::StatusOr<std::optional<Record>> RocksDbBackend::Get(
   if (t == nullptr) return UnknownTenantError(tenant);
   rocksdb::PinnableSlice raw;
   rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), t->handle, ToSlice(key), &raw);
+      db_->Get(RecordReadOptions(), t->handle, ToSlice(key), &raw);
   if (s.IsNotFound()) return std::optional<Record>();
-  if (!s.ok()) return FromRocks(s, "reading a record");
+  if (!s.ok()) return FromRecordIo(s, "reading a record");
   absl::StatusOr<Record> decoded =
       DecodeRecord(key, absl::string_view(raw.data(), raw.size()));
   if (!decoded.ok()) return decoded.status();
@@ -359,9 +396,16 @@ absl::Status RocksDbBackend::Scan(absl::string_view tenant,
                            : FromRocks(it->status(), "scanning records");
 }
 
+void RocksDbBackend::WhenDurable(
+    absl::AnyInvocable<void(absl::Status) &&> done) {
+  if (syncer_ == nullptr) return std::move(done)(absl::OkStatus());
+  syncer_->WhenSynced(std::move(done));
+}
+
 absl::StatusOr<uint64_t> RocksDbBackend::NextFencingToken() {
   std::lock_guard<std::mutex> lock(token_mu_);
   if (next_token_ + 1 > token_watermark_) {
+    if (!MayBlock()) return WouldBlockError();  // the write below is synced
     // Persist a higher watermark before handing out tokens below it, so a
     // restart never hands out a token again, whatever --sync says.
     const uint64_t watermark = next_token_ + kTokenBlock;
@@ -377,6 +421,7 @@ absl::StatusOr<uint64_t> RocksDbBackend::NextFencingToken() {
 
 absl::StatusOr<TenantInfo> RocksDbBackend::CreateTenant(
     absl::string_view name) {
+  if (!MayBlock()) return WouldBlockError();  // writes files, syncs
   std::lock_guard<std::mutex> admin(tenant_admin_mu_);
   {
     std::lock_guard<std::mutex> lock(tenants_mu_);
@@ -412,6 +457,7 @@ absl::StatusOr<TenantInfo> RocksDbBackend::CreateTenant(
 }
 
 absl::Status RocksDbBackend::DropTenant(absl::string_view name) {
+  if (!MayBlock()) return WouldBlockError();
   std::lock_guard<std::mutex> admin(tenant_admin_mu_);
   std::shared_ptr<Tenant> tenant;
   {

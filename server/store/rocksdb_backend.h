@@ -9,7 +9,13 @@
 //
 // Atomic read-modify-write: Update locks one of `lock_stripes` mutexes chosen
 // by hash(tenant, key) around Get + decide + Put. Writers of different keys
-// proceed in parallel and share WAL syncs through RocksDB's group commit.
+// proceed in parallel.
+//
+// Durability: record writes go to the WAL unsynced; with `sync` on, a
+// WalSyncer thread syncs the WAL once for every write waiting in
+// WhenDurable. No lock is held across an fsync, and a call inside a
+// NonBlockingScope never waits for the disk: reads use only the memtables
+// and the block cache, writes refuse to stall (WouldBlockError otherwise).
 //
 //   RocksDbOptions options;
 //   options.path = "./data";
@@ -32,14 +38,15 @@
 #include "server/store/backend.h"
 #include "server/store/clock.h"
 #include "server/store/ttl_compaction_filter.h"
+#include "server/store/wal_syncer.h"
 
 namespace idemkey::store {
 
 struct RocksDbOptions {
   // Data directory; created if missing.
   std::string path;
-  // fsync the WAL before acknowledging a write. Off: a process crash loses
-  // nothing, a machine crash may lose the last writes.
+  // fsync the WAL before acknowledging a write (WhenDurable). Off: a process
+  // crash loses nothing, a machine crash may lose the last writes.
   bool sync = true;
   // Shared by all tenants: block cache, which also accounts memtables.
   size_t block_cache_bytes = 512 << 20;
@@ -81,6 +88,7 @@ class RocksDbBackend final : public Backend {
                                             absl::string_view key) override;
   absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
                     absl::string_view start, ScanFn fn) override;
+  void WhenDurable(absl::AnyInvocable<void(absl::Status) &&> done) override;
   absl::StatusOr<uint64_t> NextFencingToken() override;
   absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name) override;
   absl::Status DropTenant(absl::string_view name) override;
@@ -88,8 +96,10 @@ class RocksDbBackend final : public Backend {
   absl::StatusOr<BackendStats> Stats() override;
   absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) override;
 
-  // For tests: the raw DB and a tenant's column family (nullptr if absent).
+  // For tests: the raw DB and a tenant's column family (nullptr if absent),
+  // and the WAL syncs shared by WhenDurable callers (0 with sync off).
   rocksdb::DB* db() { return db_.get(); }
+  uint64_t wal_syncs() const { return syncer_ ? syncer_->syncs() : 0; }
   rocksdb::ColumnFamilyHandle* TenantHandleForTesting(absl::string_view name);
 
  private:
@@ -110,7 +120,6 @@ class RocksDbBackend final : public Backend {
   const std::shared_ptr<TtlCompactionFilterFactory> filter_factory_;
   std::shared_ptr<rocksdb::Cache> block_cache_;
   std::shared_ptr<rocksdb::Statistics> statistics_;  // null when off
-  rocksdb::WriteOptions write_options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;  // owned
   rocksdb::ColumnFamilyHandle* system_cf_ = nullptr;   // owned
@@ -127,6 +136,9 @@ class RocksDbBackend final : public Backend {
   std::mutex token_mu_;
   uint64_t next_token_ = 0;       // guarded by token_mu_
   uint64_t token_watermark_ = 0;  // persisted; next_token_ < it; guarded
+
+  // With sync on; stopped before the DB closes.
+  std::unique_ptr<WalSyncer> syncer_;
 };
 
 }  // namespace idemkey::store

@@ -4,9 +4,12 @@
 
 #include "server/store/rocksdb_backend.h"
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "gtest/gtest.h"
+#include "server/store/blocking.h"
 #include "server/store/key_store.h"
 #include "tests/support/temp_dir.h"
 
@@ -169,6 +172,71 @@ TEST_F(RocksDbBackendTest, SecondOpenOfTheSameDirectoryIsRefused) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(second.status().message().find("in use by another process"),
             absl::string_view::npos);
+}
+
+// On a thread that must not block, a record that is only on disk is not
+// read: the call refuses with WouldBlockError and works outside the scope.
+TEST_F(RocksDbBackendTest, NonBlockingReadOfARecordOnlyOnDiskWouldBlock) {
+  Open();
+  PutCompleted("cold", 3'600'000);
+  ASSERT_TRUE(backend_->db()
+                  ->Flush(rocksdb::FlushOptions(),
+                          backend_->TenantHandleForTesting("acme"))
+                  .ok());
+  Reopen();  // an empty block cache
+
+  {
+    NonBlockingScope no_io;
+    absl::StatusOr<Record> r = store_->Lookup("acme", "cold");
+    EXPECT_TRUE(IsWouldBlock(r.status())) << r.status();
+  }
+  absl::StatusOr<Record> r = store_->Lookup("acme", "cold");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->response.body(), "body of cold");
+  {
+    NonBlockingScope no_io;  // the block is cached now
+    r = store_->Lookup("acme", "cold");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->response.body(), "body of cold");
+  }
+}
+
+// Creating a tenant writes files: refused inside the scope, with nothing
+// created, and done outside it.
+TEST_F(RocksDbBackendTest, NonBlockingReserveDoesNotCreateATenant) {
+  Open();
+  const ReserveArgs args{.tenant = "fresh",
+                         .key = "k",
+                         .fingerprint = std::string(32, 'f'),
+                         .attempt_id = "a"};
+  {
+    NonBlockingScope no_io;
+    absl::StatusOr<ReserveResult> r = store_->Reserve(args);
+    EXPECT_TRUE(IsWouldBlock(r.status())) << r.status();
+  }
+  EXPECT_TRUE(store_->ListTenants().empty());
+  absl::StatusOr<ReserveResult> r = store_->Reserve(args);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ReserveOutcome::kOwner);
+}
+
+// Writes go to the WAL unsynced; WhenDurable answers after a shared sync.
+TEST_F(RocksDbBackendTest, WhenDurableAnswersAfterAWalSync) {
+  Open();
+  // Creates the tenant and persists a token watermark: both block.
+  PutCompleted("first", 3'600'000);
+  const uint64_t syncs_before = backend_->wal_syncs();
+  {
+    NonBlockingScope no_io;  // now nothing in Reserve + Complete waits
+    PutCompleted("warm", 3'600'000);
+  }
+  std::atomic<bool> done{false};
+  store_->WhenDurable([&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    done = true;
+  });
+  while (!done) std::this_thread::yield();
+  EXPECT_GT(backend_->wal_syncs(), syncs_before);
 }
 
 }  // namespace
