@@ -41,6 +41,7 @@ const std::vector<FlagSpec>& AllFlags() {
       {"page-size", 0, "N",
        "records per ListRecords call, 1-1000 (default 100)"},
       {"yes", 0, "", "do it without asking"},
+      {"tenant", 0, "NAME", "only this tenant (default: every tenant)"},
   };
   return *flags;
 }
@@ -134,6 +135,17 @@ const std::vector<VerbSpec>& Verbs() {
        "large stores a longer --timeout. Needs an admin token when auth is on.",
        {},
        RunBackup},
+      {"compact",
+       "",
+       0,
+       "drop expired records from disk now",
+       "Rewrites the table files of every tenant (or --tenant's) now, so\n"
+       "expired records are dropped and their disk space given back instead\n"
+       "of at the next background compaction. I/O-heavy but online; give\n"
+       "large stores a longer --timeout. Needs an admin token when auth is\n"
+       "on.",
+       {"tenant"},
+       RunCompact},
       {"token new",
        "TENANT",
        1,

@@ -393,4 +393,20 @@ int RunBackup(Context& ctx) {
   return kExitOk;
 }
 
+int RunCompact(Context& ctx) {
+  const std::string tenant =
+      ctx.parsed->Has("tenant") ? ctx.parsed->flags.at("tenant") : "";
+  absl::StatusOr<idemkey::v1::CompactResponse> r = ctx.client->Compact(tenant);
+  if (!r.ok()) return ServiceError(ctx, r.status());
+  if (ctx.output == OutputFormat::kJson) {
+    *ctx.out << ToJson(*r) << "\n";
+  } else {
+    *ctx.out << "compacted " << r->tenants() << " tenants: table files "
+             << r->disk_bytes_before() << " -> " << r->disk_bytes_after()
+             << " bytes, " << r->expired_records_dropped()
+             << " expired records dropped\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace idemkey::idemctl

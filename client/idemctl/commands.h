@@ -52,6 +52,7 @@ int RunStats(Context& ctx);          // stats
 int RunHealth(Context& ctx);         // health
 int RunTokenNew(Context& ctx);       // token new TENANT
 int RunBackup(Context& ctx);         // backup DIR
+int RunCompact(Context& ctx);        // compact [--tenant=NAME]
 
 }  // namespace idemkey::idemctl
 

@@ -210,6 +210,18 @@ absl::StatusOr<idemkey::v1::CheckpointResponse> Client::Checkpoint(
   return response;
 }
 
+absl::StatusOr<idemkey::v1::CompactResponse> Client::Compact(
+    absl::string_view tenant) {
+  idemkey::v1::CompactRequest request;
+  request.set_tenant(std::string(tenant));
+  idemkey::v1::CompactResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->Compact(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
 absl::StatusOr<ServingStatus> Client::CheckHealth() {
   // Debian ships no health.proto: the two messages are encoded by hand.
   // HealthCheckRequest{service: ""} is empty; HealthCheckResponse{status: N}

@@ -156,4 +156,20 @@ grpc::ServerUnaryReactor* AdminServiceImpl::Checkpoint(
       }));
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::Compact(
+    grpc::CallbackServerContext* ctx, const idemkey::v1::CompactRequest* req,
+    idemkey::v1::CompactResponse* resp) {
+  return RunOnPool(
+      ctx, pool_, store_, ForAdmin(auth_, ctx, [this, req, resp] {
+        absl::StatusOr<store::CompactionResult> r =
+            store_->Compact(req->tenant());
+        if (!r.ok()) return r.status();
+        resp->set_tenants(r->tenants);
+        resp->set_disk_bytes_before(r->disk_bytes_before);
+        resp->set_disk_bytes_after(r->disk_bytes_after);
+        resp->set_expired_records_dropped(r->expired_records_dropped);
+        return absl::OkStatus();
+      }));
+}
+
 }  // namespace idemkey::service

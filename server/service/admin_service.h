@@ -45,6 +45,9 @@ class AdminServiceImpl final
   grpc::ServerUnaryReactor* GetStats(
       grpc::CallbackServerContext* ctx, const idemkey::v1::GetStatsRequest* req,
       idemkey::v1::GetStatsResponse* resp) override;
+  grpc::ServerUnaryReactor* Compact(
+      grpc::CallbackServerContext* ctx, const idemkey::v1::CompactRequest* req,
+      idemkey::v1::CompactResponse* resp) override;
   grpc::ServerUnaryReactor* Checkpoint(
       grpc::CallbackServerContext* ctx,
       const idemkey::v1::CheckpointRequest* req,

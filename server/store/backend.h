@@ -60,6 +60,13 @@ struct TenantStats {
   uint64_t memtable_bytes = 0;
 };
 
+struct CompactionResult {
+  uint32_t tenants = 0;  // compacted
+  uint64_t disk_bytes_before = 0;
+  uint64_t disk_bytes_after = 0;
+  uint64_t expired_records_dropped = 0;  // by this compaction
+};
+
 struct BackendStats {
   std::vector<TenantStats> tenants;  // in name order
   uint64_t max_tenants = 0;
@@ -128,6 +135,13 @@ class Backend {
   virtual std::vector<TenantInfo> ListTenants() = 0;
 
   virtual absl::StatusOr<BackendStats> Stats() = 0;
+
+  // Rewrites the table files of `tenant`, or of every tenant when empty,
+  // now: expired records are dropped and their space given back. NOT_FOUND
+  // for an unknown tenant; FAILED_PRECONDITION when the backend keeps no
+  // files. Slow and I/O-heavy; other calls go on meanwhile.
+  virtual absl::StatusOr<CompactionResult> Compact(
+      absl::string_view tenant) = 0;
 
   // A consistent copy of every tenant in the new directory `dir` (parents
   // are created), from which the backend can be opened again; returns its

@@ -339,6 +339,13 @@ std::vector<TenantInfo> KeyStore::ListTenants() {
 
 absl::StatusOr<BackendStats> KeyStore::Stats() { return backend_->Stats(); }
 
+absl::StatusOr<CompactionResult> KeyStore::Compact(absl::string_view tenant) {
+  if (!tenant.empty()) {
+    if (absl::Status s = ValidateTenantName(tenant); !s.ok()) return s;
+  }
+  return backend_->Compact(tenant);
+}
+
 absl::StatusOr<uint64_t> KeyStore::Checkpoint(const std::string& dir) {
   return backend_->Checkpoint(dir);
 }

@@ -112,6 +112,9 @@ class KeyStore {
   absl::Status DropTenant(absl::string_view name);
   std::vector<TenantInfo> ListTenants();
   absl::StatusOr<BackendStats> Stats();
+  // Backend::Compact: drops expired records from `tenant`'s files now (every
+  // tenant when empty).
+  absl::StatusOr<CompactionResult> Compact(absl::string_view tenant);
   // Backend::Checkpoint: a consistent copy of the whole store in `dir`.
   absl::StatusOr<uint64_t> Checkpoint(const std::string& dir);
 

@@ -101,6 +101,12 @@ absl::StatusOr<BackendStats> MemoryBackend::Stats() {
   return stats;
 }
 
+absl::StatusOr<CompactionResult> MemoryBackend::Compact(absl::string_view) {
+  return absl::FailedPreconditionError(
+      "the in-memory backend keeps no files to compact; expired records are "
+      "already invisible");
+}
+
 absl::StatusOr<uint64_t> MemoryBackend::Checkpoint(const std::string&) {
   return absl::FailedPreconditionError(
       "the in-memory backend keeps nothing on disk to copy");

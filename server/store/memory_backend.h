@@ -37,6 +37,7 @@ class MemoryBackend final : public Backend {
   absl::Status DropTenant(absl::string_view name) override;
   std::vector<TenantInfo> ListTenants() override;
   absl::StatusOr<BackendStats> Stats() override;
+  absl::StatusOr<CompactionResult> Compact(absl::string_view tenant) override;
   absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) override;
 
  private:

@@ -11,11 +11,12 @@
 // by hash(tenant, key) around Get + decide + Put. Writers of different keys
 // proceed in parallel.
 //
-// Durability: record writes go to the WAL unsynced; with `sync` on, a
-// WalSyncer thread syncs the WAL once for every write waiting in
-// WhenDurable. No lock is held across an fsync, and a call inside a
-// NonBlockingScope never waits for the disk: reads use only the memtables
-// and the block cache, writes refuse to stall (WouldBlockError otherwise).
+// Durability: record writes go to the WAL's buffer in memory; a WalSyncer
+// thread writes the buffer out (and with `sync` on, fsyncs it) once for
+// every caller waiting in WhenDurable. No lock is held across an fsync, and
+// a call inside a NonBlockingScope never waits for the disk: reads use only
+// the memtables and the block cache, writes refuse to stall
+// (WouldBlockError otherwise).
 //
 //   RocksDbOptions options;
 //   options.path = "./data";
@@ -45,8 +46,9 @@ namespace idemkey::store {
 struct RocksDbOptions {
   // Data directory; created if missing.
   std::string path;
-  // fsync the WAL before acknowledging a write (WhenDurable). Off: a process
-  // crash loses nothing, a machine crash may lose the last writes.
+  // fsync the WAL before acknowledging a write (WhenDurable). Off: the WAL
+  // is still written to the OS before, so a process crash loses nothing
+  // acknowledged; a machine crash may lose the last writes.
   bool sync = true;
   // Shared by all tenants: block cache, which also accounts memtables.
   size_t block_cache_bytes = 512 << 20;
@@ -94,12 +96,13 @@ class RocksDbBackend final : public Backend {
   absl::Status DropTenant(absl::string_view name) override;
   std::vector<TenantInfo> ListTenants() override;
   absl::StatusOr<BackendStats> Stats() override;
+  absl::StatusOr<CompactionResult> Compact(absl::string_view tenant) override;
   absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) override;
 
   // For tests: the raw DB and a tenant's column family (nullptr if absent),
-  // and the WAL syncs shared by WhenDurable callers (0 with sync off).
+  // and the WAL writes (syncs with `sync` on) shared by WhenDurable callers.
   rocksdb::DB* db() { return db_.get(); }
-  uint64_t wal_syncs() const { return syncer_ ? syncer_->syncs() : 0; }
+  uint64_t wal_syncs() const { return syncer_->syncs(); }
   rocksdb::ColumnFamilyHandle* TenantHandleForTesting(absl::string_view name);
 
  private:
@@ -115,6 +118,7 @@ class RocksDbBackend final : public Backend {
   rocksdb::ColumnFamilyOptions TenantCfOptions() const;
   std::mutex& StripeFor(absl::string_view tenant, absl::string_view key);
   std::shared_ptr<Tenant> FindTenant(absl::string_view name);
+  uint64_t TableBytes(const Tenant& tenant);
 
   const RocksDbOptions options_;
   const std::shared_ptr<TtlCompactionFilterFactory> filter_factory_;
@@ -137,7 +141,7 @@ class RocksDbBackend final : public Backend {
   uint64_t next_token_ = 0;       // guarded by token_mu_
   uint64_t token_watermark_ = 0;  // persisted; next_token_ < it; guarded
 
-  // With sync on; stopped before the DB closes.
+  // Stopped before the DB closes.
   std::unique_ptr<WalSyncer> syncer_;
 };
 

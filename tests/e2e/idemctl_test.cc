@@ -473,6 +473,31 @@ TEST_F(IdemctlTest, Stats) {
   EXPECT_THAT(r.out, HasSubstr("\"block_cache_capacity_bytes\""));
 }
 
+// Expiry itself is covered with an injected clock in the unit tests
+// (RocksDbBackendTest.CompactDropsExpiredRecordsAndGivesTheSpaceBack); here
+// the verb reaches the server, live records stay, and errors map to exits.
+TEST_F(IdemctlTest, CompactKeepsLiveRecords) {
+  Put("acme", "order-1", TextResponse());
+  Put("globex", "order-1", TextResponse());
+
+  CommandOutput r = Ctl({"compact"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("compacted 2 tenants: table files "));
+  EXPECT_THAT(r.out, HasSubstr(" 0 expired records dropped\n"));
+
+  r = Ctl({"compact", "--tenant=acme", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto compacted = FromJson<idemkey::v1::CompactResponse>(r.out);
+  EXPECT_EQ(compacted.tenants(), 1u);
+  // Both records were flushed into a table file by the first compact.
+  EXPECT_GT(compacted.disk_bytes_after(), 0u);
+  EXPECT_EQ(Lookup("acme", "order-1").response().body(), TextResponse().body());
+  EXPECT_EQ(Lookup("globex", "order-1").state(), idemkey::v1::STATE_COMPLETED);
+
+  EXPECT_EQ(Ctl({"compact", "--tenant=nope"}).exit_code, 1);
+  EXPECT_EQ(Ctl({"compact", "--tenant=Not Valid"}).exit_code, 2);
+}
+
 TEST_F(IdemctlTest, Health) {
   CommandOutput r = Ctl({"health"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -174,6 +174,34 @@ TEST_F(RocksDbBackendTest, SecondOpenOfTheSameDirectoryIsRefused) {
             absl::string_view::npos);
 }
 
+TEST_F(RocksDbBackendTest, CompactDropsExpiredRecordsAndGivesTheSpaceBack) {
+  Open();
+  for (int i = 0; i < 200; ++i) {
+    PutCompleted("short-" + std::to_string(i), 60'000);
+    PutCompleted("long-" + std::to_string(i), 3'600'000);
+  }
+  ASSERT_TRUE(backend_->db()
+                  ->Flush(rocksdb::FlushOptions(),
+                          backend_->TenantHandleForTesting("acme"))
+                  .ok());
+  clock_.Advance(absl::Milliseconds(60'001));
+
+  absl::StatusOr<CompactionResult> r = store_->Compact("");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->tenants, 1u);
+  EXPECT_EQ(r->expired_records_dropped, 200u);
+  EXPECT_GT(r->disk_bytes_before, 0u);
+  EXPECT_LT(r->disk_bytes_after, r->disk_bytes_before);
+  std::set<std::string> keys = RawKeys("acme");
+  ASSERT_EQ(keys.size(), 200u);
+  EXPECT_EQ(*keys.begin(), "long-0");
+
+  EXPECT_EQ(store_->Compact("nope").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Compact("Not Valid").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // On a thread that must not block, a record that is only on disk is not
 // read: the call refuses with WouldBlockError and works outside the scope.
 TEST_F(RocksDbBackendTest, NonBlockingReadOfARecordOnlyOnDiskWouldBlock) {

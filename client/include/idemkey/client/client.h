@@ -94,6 +94,10 @@ class Client final : public KeyServiceClient {
   // the server's machine.
   absl::StatusOr<idemkey::v1::CheckpointResponse> Checkpoint(
       absl::string_view directory);
+  // Drops expired records from `tenant`'s files now (every tenant when
+  // empty) and gives their disk space back.
+  absl::StatusOr<idemkey::v1::CompactResponse> Compact(
+      absl::string_view tenant);
 
   // grpc.health.v1.Health/Check of the whole server ("" service).
   absl::StatusOr<ServingStatus> CheckHealth();
