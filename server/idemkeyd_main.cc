@@ -39,7 +39,8 @@ ABSL_FLAG(bool, auto_create_tenants, true,
           "create an unknown tenant on its first Reserve instead of answering "
           "NOT_FOUND");
 ABSL_FLAG(int64_t, store_threads, 32,
-          "threads running store calls off gRPC's callback threads");
+          "threads for store calls that must wait for the disk (cold "
+          "reads, write stalls, tenant creation, admin calls)");
 ABSL_FLAG(int64_t, cache_mb, 512,
           "shared RocksDB block cache in MiB (memtables are charged to it)");
 ABSL_FLAG(int64_t, write_buffer_mb, 128,
