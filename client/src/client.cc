@@ -13,6 +13,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
+#include "call_batcher.h"
 #include "grpcpp/generic/generic_stub.h"
 
 namespace idemkey::client {
@@ -44,7 +45,21 @@ Client::Client(const ClientOptions& options) : options_(options) {
                                        args);
   keys_ = idemkey::v1::KeyService::NewStub(channel_);
   admin_ = idemkey::v1::AdminService::NewStub(channel_);
+  if (options_.batch_calls) {
+    batcher_ = std::make_unique<CallBatcher>(
+        [this](const idemkey::v1::BatchRequest& request,
+               idemkey::v1::BatchResponse* response) {
+          return WithRetries([&](grpc::ClientContext* ctx) {
+            return keys_->Batch(ctx, request, response);
+          });
+        },
+        CallBatcher::Options{
+            .max_ops = static_cast<size_t>(std::max(1, options_.max_batch_ops)),
+            .max_in_flight = std::max(1, options_.max_batches_in_flight)});
+  }
 }
+
+Client::~Client() = default;
 
 template <typename Attempt>
 absl::Status Client::WithRetries(Attempt attempt) {
@@ -75,41 +90,65 @@ absl::Status Client::WithRetries(Attempt attempt) {
   }
 }
 
+template <typename Request, typename Response, typename Unary>
+absl::StatusOr<Response> Client::KeyCall(
+    const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
+    Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary) {
+  if (batcher_ == nullptr) {
+    Response response;
+    absl::Status s = WithRetries(
+        [&](grpc::ClientContext* ctx) { return unary(ctx, &response); });
+    if (!s.ok()) return s;
+    return response;
+  }
+  idemkey::v1::BatchOp op;
+  *(op.*op_field)() = request;
+  absl::StatusOr<idemkey::v1::BatchResult> r = batcher_->Run(std::move(op));
+  if (!r.ok()) return r.status();
+  if (r->code() != 0) {
+    return absl::Status(static_cast<absl::StatusCode>(r->code()), r->message());
+  }
+  return std::move(*((*r).*result_field)());
+}
+
 absl::StatusOr<idemkey::v1::ReserveResponse> Client::Reserve(
     const idemkey::v1::ReserveRequest& request) {
-  idemkey::v1::ReserveResponse response;
-  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
-    return keys_->Reserve(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_reserve,
+      &idemkey::v1::BatchResult::mutable_reserve,
+      [&](grpc::ClientContext* ctx, idemkey::v1::ReserveResponse* response) {
+        return keys_->Reserve(ctx, request, response);
+      });
 }
 
 absl::StatusOr<idemkey::v1::CompleteResponse> Client::Complete(
     const idemkey::v1::CompleteRequest& request) {
-  idemkey::v1::CompleteResponse response;
-  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
-    return keys_->Complete(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_complete,
+      &idemkey::v1::BatchResult::mutable_complete,
+      [&](grpc::ClientContext* ctx, idemkey::v1::CompleteResponse* response) {
+        return keys_->Complete(ctx, request, response);
+      });
 }
 
 absl::Status Client::Release(const idemkey::v1::ReleaseRequest& request) {
-  idemkey::v1::ReleaseResponse response;
-  return WithRetries([&](grpc::ClientContext* ctx) {
-    return keys_->Release(ctx, request, &response);
-  });
+  return KeyCall(request, &idemkey::v1::BatchOp::mutable_release,
+                 &idemkey::v1::BatchResult::mutable_release,
+                 [&](grpc::ClientContext* ctx,
+                     idemkey::v1::ReleaseResponse* response) {
+                   return keys_->Release(ctx, request, response);
+                 })
+      .status();
 }
 
 absl::StatusOr<idemkey::v1::HeartbeatResponse> Client::Heartbeat(
     const idemkey::v1::HeartbeatRequest& request) {
-  idemkey::v1::HeartbeatResponse response;
-  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
-    return keys_->Heartbeat(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return response;
+  return KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_heartbeat,
+      &idemkey::v1::BatchResult::mutable_heartbeat,
+      [&](grpc::ClientContext* ctx, idemkey::v1::HeartbeatResponse* response) {
+        return keys_->Heartbeat(ctx, request, response);
+      });
 }
 
 absl::StatusOr<idemkey::v1::Record> Client::Lookup(absl::string_view tenant,
@@ -117,12 +156,14 @@ absl::StatusOr<idemkey::v1::Record> Client::Lookup(absl::string_view tenant,
   idemkey::v1::LookupRequest request;
   request.set_tenant(std::string(tenant));
   request.set_key(std::string(key));
-  idemkey::v1::LookupResponse response;
-  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
-    return keys_->Lookup(ctx, request, &response);
-  });
-  if (!s.ok()) return s;
-  return std::move(*response.mutable_record());
+  absl::StatusOr<idemkey::v1::LookupResponse> r = KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_lookup,
+      &idemkey::v1::BatchResult::mutable_lookup,
+      [&](grpc::ClientContext* ctx, idemkey::v1::LookupResponse* response) {
+        return keys_->Lookup(ctx, request, response);
+      });
+  if (!r.ok()) return r.status();
+  return std::move(*r->mutable_record());
 }
 
 absl::Status Client::Ping() {

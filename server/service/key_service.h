@@ -44,8 +44,19 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* ctx,
                                  const idemkey::v1::PingRequest* req,
                                  idemkey::v1::PingResponse* resp) override;
+  grpc::ServerUnaryReactor* Batch(grpc::CallbackServerContext* ctx,
+                                  const idemkey::v1::BatchRequest* req,
+                                  idemkey::v1::BatchResponse* resp) override;
+
+  // Ops a Batch may carry.
+  static constexpr int kMaxBatchOps = 1000;
 
  private:
+  // One op of a Batch, authorized and applied as its own call would be.
+  absl::Status RunBatchOp(grpc::CallbackServerContext* ctx,
+                          const idemkey::v1::BatchOp& op,
+                          idemkey::v1::BatchResult* result);
+
   store::KeyStore* const store_;
   util::ThreadPool* const pool_;
   const auth::Authorizer* const auth_;

@@ -98,6 +98,23 @@ TEST_F(AuthTest, ATenantTokenReachesItsTenantOnly) {
             StatusCode::kPermissionDenied);
 }
 
+// A Batch is authorized op by op, exactly as the calls it carries.
+TEST_F(AuthTest, EachBatchOpIsAuthorizedForItsOwnTenant) {
+  client::ClientOptions options;
+  options.address = server_->address();
+  options.token = acme_.token;
+  options.batch_calls = true;
+  auto batched = client::Client::Create(options);
+  EXPECT_TRUE(batched->Reserve(Req("acme")).ok());
+  absl::Status other = batched->Reserve(Req("globex")).status();
+  EXPECT_EQ(other.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(other.message(),
+            ClientWith(acme_.token)->Reserve(Req("globex")).status().message());
+  EXPECT_EQ(
+      ClientWith(admin_.token)->Lookup("globex", "order-1").status().code(),
+      StatusCode::kNotFound);
+}
+
 TEST_F(AuthTest, MissingOrWrongTokenIsUnauthenticated) {
   EXPECT_EQ(ClientWith("")->Reserve(Req("acme")).status().code(),
             StatusCode::kUnauthenticated);

@@ -56,7 +56,19 @@ struct ClientOptions {
   // Bearer token sent as "authorization: Bearer TOKEN" on every call when
   // idemkeyd runs with --tokens_file; empty: none. Never logged.
   std::string token;
+  // Coalesce the KeyService calls (all but Ping) that different threads
+  // make at the same time into Batch RPCs. A call goes at once while fewer
+  // than `max_batches_in_flight` batches are out, taking along every call
+  // queued meanwhile (at most `max_batch_ops`); there is no timer, so a
+  // lone call is never delayed. Each call still gets exactly its own
+  // answer. Saves most of gRPC's per-call cost when many requests run at
+  // once (bench/README.md, "Batching").
+  bool batch_calls = false;
+  int max_batch_ops = 128;
+  int max_batches_in_flight = 2;
 };
+
+class CallBatcher;  // client/src/call_batcher.h
 
 // What grpc.health.v1 says of the whole server.
 enum class ServingStatus { kUnknown = 0, kServing = 1, kNotServing = 2 };
@@ -65,6 +77,7 @@ class Client final : public KeyServiceClient {
  public:
   static std::shared_ptr<Client> Create(const ClientOptions& options);
 
+  ~Client() override;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
@@ -105,6 +118,14 @@ class Client final : public KeyServiceClient {
  private:
   explicit Client(const ClientOptions& options);
 
+  // One KeyService call: through the batcher with batch_calls, else
+  // `unary` (which makes the call into `response`). `field` is the op's
+  // request and result field (BatchOp::mutable_reserve, ...).
+  template <typename Request, typename Response, typename Unary>
+  absl::StatusOr<Response> KeyCall(
+      const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
+      Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary);
+
   // Runs `attempt` (one gRPC call given a fresh context) with the deadline
   // and UNAVAILABLE retries of the options.
   template <typename Attempt>
@@ -114,6 +135,7 @@ class Client final : public KeyServiceClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<idemkey::v1::KeyService::Stub> keys_;
   std::unique_ptr<idemkey::v1::AdminService::Stub> admin_;
+  std::unique_ptr<CallBatcher> batcher_;  // with batch_calls
 };
 
 // TLS credentials for ClientOptions::credentials from PEM files: `ca_file`
