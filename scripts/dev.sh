@@ -17,6 +17,8 @@ PACKAGES=(
   libcpp-httplib-dev openssl
   systemd python3-yaml
   clang libclang-rt-14-dev
+  # bench/: idemkey-bench's Redis target, compare.sh's Redis, growth.sh's plot
+  libhiredis-dev redis-server gnuplot-nox
 )
 
 install_packages() {

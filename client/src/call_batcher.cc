@@ -29,10 +29,12 @@ absl::StatusOr<idemkey::v1::BatchResult> CallBatcher::Run(
       Send(batch);
       lock.lock();
       --in_flight_;
-      answered_.notify_all();
+      // The freed slot goes to the oldest waiting call, which sends the
+      // next batch; every other waiter sleeps until its own answer.
+      if (!queue_.empty()) queue_.front()->wake.notify_one();
       continue;
     }
-    answered_.wait(lock);
+    mine.wake.wait(lock);
   }
 }
 
@@ -74,6 +76,7 @@ void CallBatcher::Send(const std::vector<Pending*>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->result = std::move(results[i]);
     batch[i]->done = true;
+    batch[i]->wake.notify_one();
   }
 }
 

@@ -61,6 +61,9 @@ class CallBatcher {
     size_t bytes = 0;
     bool done = false;  // guarded by mu_
     absl::StatusOr<idemkey::v1::BatchResult> result;
+    // Signalled when `done`, or when this call is the oldest waiting and a
+    // batch slot frees up.
+    std::condition_variable wake;
   };
 
   // Takes calls from the queue head into one batch. Needs mu_ held.
@@ -71,7 +74,6 @@ class CallBatcher {
   const SendFn send_;
   const Options options_;
   mutable std::mutex mu_;
-  std::condition_variable answered_;
   std::deque<Pending*> queue_;  // guarded by mu_
   int in_flight_ = 0;           // guarded by mu_
   size_t batches_sent_ = 0;     // guarded by mu_

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# compare.sh — idemkeyd against Redis and against its own transport, in one
+# run, in one table.
+#
+#   bash bench/compare.sh                        # after bash scripts/dev.sh test
+#   CELL_SECONDS=1 LEVELS="1 64" bash bench/compare.sh /tmp/compare-smoke.txt
+#
+# Starts, one after the other and each alone on the machine: idemkeyd with
+# --sync=true (Ping, Reserve, Lookup, pairs over raw gRPC stubs; then pairs,
+# Reserve and Lookup through the client library with batch_calls), idemkeyd
+# with --sync=false
+# (Ping, pairs), and Redis 7 with --appendonly yes --appendfsync always
+# (PING, pairs), each on a fresh temporary data directory and a free port of
+# 127.0.0.1, and drives each with idemkey-bench at every in-flight level.
+# Then prints the machine, the rates and the ratios the issue set as targets
+# (bench/README.md explains every row), and writes the same to the output
+# file: the argument, else $OUT, else bench/results/compare-<date>.txt. The
+# raw results of every cell go next to it, in the same name with .csv.
+#
+# Environment: LEVELS (in-flight levels, default "1 8 64 256"), CELL_SECONDS
+# (measured seconds per scenario and level, default 5; the default run takes
+# about 3 minutes), CHANNELS (gRPC channels, default 4), RESPONSE_BYTES
+# (default 256), and those of lib.sh: BUILD_DIR, NO_BUILD, DATA_ROOT,
+# KEEP_WORK.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+bench_init compare
+
+LEVELS=${LEVELS:-1 8 64 256}
+CELL_SECONDS=${CELL_SECONDS:-5}
+CHANNELS=${CHANNELS:-4}
+RESPONSE_BYTES=${RESPONSE_BYTES:-256}
+OUT=${1:-${OUT:-$REPO/bench/results/compare-$(date +%F).txt}}
+CSV=${OUT%.txt}.csv
+
+command -v redis-server >/dev/null || {
+  echo "redis-server is missing: bash scripts/dev.sh installs it" >&2
+  exit 1
+}
+ensure_built idemkeyd idemkey-bench
+mkdir -p "$(dirname "$OUT")"
+rm -f "$CSV"
+
+# bench LABEL ARGS...: one idemkey-bench run at every level, into $CSV; its
+# own table goes to stderr, as progress.
+bench() {
+  local label=$1
+  shift
+  echo "== $label: $*" >&2
+  "$BUILD_DIR/$BENCH_BIN" --label="$label" --csv="$CSV" \
+    --in_flight="${LEVELS// /,}" --seconds="$CELL_SECONDS" \
+    --channels="$CHANNELS" --response_bytes="$RESPONSE_BYTES" "$@" >&2 ||
+    echo "(idemkey-bench exited with $?: some calls failed, see the table)" >&2
+}
+
+header=$(machine_header "$WORK")
+
+start_idemkeyd sync --sync=true
+bench sync --address="$IDEMKEYD_ADDR" --scenarios=ping,reserve,lookup,pairs
+# The same server through the client library with batch_calls: one thread
+# per operation in flight, concurrent calls coalesced into Batch RPCs.
+bench batched --target=library --batch --address="$IDEMKEYD_ADDR" \
+  --scenarios=pairs,reserve,lookup
+stop_server "$IDEMKEYD_PID"
+
+start_idemkeyd nosync --sync=false
+bench nosync --address="$IDEMKEYD_ADDR" --scenarios=ping,pairs
+stop_server "$IDEMKEYD_PID"
+
+start_redis redis --appendonly yes --appendfsync always --save ''
+redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+bench redis --target=redis --redis="$REDIS_ADDR" --scenarios=ping,pairs
+stop_server "$REDIS_PID"
+
+{
+  echo "idemkey compared with Redis and with an empty RPC (bench/compare.sh)"
+  echo "$header"
+  echo "run:     $CELL_SECONDS s per cell, $CHANNELS gRPC channels," \
+    "$RESPONSE_BYTES-byte responses, 1 tenant; Redis $redis_version" \
+    "(appendonly, appendfsync always), one connection per operation in flight"
+  echo
+  awk -F, -v levels="$LEVELS" '
+    NR > 1 {
+      k = $1 SUBSEP $3 SUBSEP $4  # label, scenario, in flight
+      rate[k] = $10; p50[k] = $11; p99[k] = $13; errors += $15
+    }
+    function head(title, target) { printf "%-36s %7s", title, target }
+    function row(title, target, cells,   i) {
+      head(title, target)
+      for (i = 1; i <= n; ++i) printf " %11s", cells[i]
+      printf "\n"
+    }
+    function rates(title, label, scenario,   i, k, c) {
+      for (i = 1; i <= n; ++i) {
+        k = label SUBSEP scenario SUBSEP L[i]
+        c[i] = k in rate ? sprintf("%.0f", rate[k]) : "-"
+      }
+      row(title, "", c)
+    }
+    function latency(title, label,   i, k, c) {
+      for (i = 1; i <= n; ++i) {
+        k = label SUBSEP "pairs" SUBSEP L[i]
+        c[i] = k in rate ? sprintf("%.2f/%.1f", p50[k] / 1000, p99[k] / 1000) : "-"
+      }
+      row(title, "", c)
+    }
+    # rate(a) / rate(b) at each level; with a target, marked ok or MISS.
+    function ratio(title, target, la, sa, lb, sb,   i, ka, kb, r, c) {
+      for (i = 1; i <= n; ++i) {
+        ka = la SUBSEP sa SUBSEP L[i]; kb = lb SUBSEP sb SUBSEP L[i]
+        if (!(ka in rate) || !(kb in rate) || rate[kb] == 0) { c[i] = "-"; continue }
+        r = rate[ka] / rate[kb]
+        c[i] = sprintf("%.3f", r)
+        if (target != "") c[i] = c[i] (r >= target + 0 ? " ok" : " MISS")
+      }
+      row(title, target == "" ? "" : ">= " target, c)
+    }
+    END {
+      n = split(levels, L, " ")
+      for (i = 1; i <= n; ++i) c[i] = L[i]
+      row("operations in flight:", "target", c)
+      print "rates (per second)"
+      rates("  Ping calls (idemkeyd, sync)", "sync", "ping")
+      rates("  Reserve calls (sync)", "sync", "reserve")
+      rates("  Lookup calls (sync)", "sync", "lookup")
+      rates("  pairs, idemkeyd --sync=true", "sync", "pairs")
+      rates("  pairs, idemkeyd --sync=false", "nosync", "pairs")
+      rates("  pairs, client library, batched (sync)", "batched", "pairs")
+      rates("  Reserve calls, batched (sync)", "batched", "reserve")
+      rates("  Lookup calls, batched (sync)", "batched", "lookup")
+      rates("  pairs, Redis appendfsync always", "redis", "pairs")
+      rates("  Redis PING calls", "redis", "ping")
+      print "pair latency p50/p99 (ms)"
+      latency("  idemkeyd --sync=true", "sync")
+      latency("  idemkeyd --sync=false", "nosync")
+      latency("  client library, batched (sync)", "batched")
+      latency("  Redis appendfsync always", "redis")
+      print "ratios (ok: meets the target of issue #6; MISS: does not)"
+      ratio("  sync pairs / Redis pairs", "1.00", "sync", "pairs", "redis", "pairs")
+      ratio("  Reserve / Ping", "0.80", "sync", "reserve", "sync", "ping")
+      ratio("  Lookup / Ping", "0.90", "sync", "lookup", "sync", "ping")
+      ratio("  batched sync pairs / Redis pairs", "1.00", "batched", "pairs", "redis", "pairs")
+      ratio("  batched Reserve / Ping", "0.80", "batched", "reserve", "sync", "ping")
+      ratio("  batched Lookup / Ping", "0.90", "batched", "lookup", "sync", "ping")
+      ratio("  sync pairs / Ping", "", "sync", "pairs", "sync", "ping")
+      ratio("  no-sync pairs / Redis pairs", "", "nosync", "pairs", "redis", "pairs")
+      ratio("  no-sync pairs / Ping (no-sync)", "", "nosync", "pairs", "nosync", "ping")
+      if (errors > 0) {
+        printf "\nWARNING: %d operations failed; the CSV has them per cell\n", errors
+      }
+    }' "$CSV"
+} | tee "$OUT"
+echo "(written to $OUT and $CSV)" >&2
