@@ -3,10 +3,14 @@
 //   BM_EncodeRecord / BM_DecodeRecord   record_codec.h on a completed record
 //                                       with a 0 B, 1 KiB and 64 KiB body;
 //   BM_ReserveComplete/sync:{0,1}       KeyStore Reserve + Complete of a
-//                                       fresh key over RocksDbBackend, WAL
-//                                       fsync off / on, 1 and 8 threads;
+//                                       fresh key over RocksDbBackend, then
+//                                       WhenDurable as idemkeyd waits before
+//                                       answering: WAL written to the OS /
+//                                       fsynced, 1 and 8 threads;
 //   BM_Lookup                           KeyStore Lookup of random completed
-//                                       keys among 10000.
+//                                       keys among 10000;
+//   BM_Fingerprint/<body bytes>         the middleware's request fingerprint
+//                                       (SHA-256) of a 0 B to 1 MiB body.
 // Each RocksDB store lives in a fresh directory under $TMPDIR, is shared by
 // all runs of its sync mode, and is removed at exit.
 //
@@ -17,6 +21,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -25,6 +30,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "idemkey/middleware/core.h"
 #include "server/store/key_store.h"
 #include "server/store/record_codec.h"
 #include "server/store/rocksdb_backend.h"
@@ -168,9 +174,11 @@ std::map<bool, std::unique_ptr<StoreEnv>> StoreEnv::envs_;
 bool ReserveAndComplete(benchmark::State& state, KeyStore& store,
                         const std::string& key,
                         const idemkey::v1::StoredResponse& response) {
-  absl::StatusOr<idemkey::store::ReserveResult> reserved = store.Reserve(
-      {.tenant = kTenant, .key = key, .fingerprint = kFingerprint,
-       .attempt_id = key});
+  absl::StatusOr<idemkey::store::ReserveResult> reserved =
+      store.Reserve({.tenant = kTenant,
+                     .key = key,
+                     .fingerprint = kFingerprint,
+                     .attempt_id = key});
   if (!reserved.ok() ||
       reserved->outcome != idemkey::store::ReserveOutcome::kOwner) {
     state.SkipWithError(reserved.ok() ? "Reserve did not answer OWNER"
@@ -181,6 +189,13 @@ bool ReserveAndComplete(benchmark::State& state, KeyStore& store,
       store.Complete(kTenant, key, reserved->fencing_token, response);
   if (!completed.ok()) {
     state.SkipWithError(completed.status().ToString().c_str());
+    return false;
+  }
+  // What idemkeyd waits for before it answers the Complete.
+  std::promise<absl::Status> durable;
+  store.WhenDurable([&durable](absl::Status s) { durable.set_value(s); });
+  if (absl::Status s = durable.get_future().get(); !s.ok()) {
+    state.SkipWithError(s.ToString().c_str());
     return false;
   }
   return true;
@@ -214,7 +229,8 @@ void BM_Lookup(benchmark::State& state) {
     const idemkey::v1::StoredResponse response = MakeResponse(256);
     for (int i = 0; i < kLookupKeys; ++i) {
       const std::string key = absl::StrCat("lookup-", i);
-      auto r = env.store().Reserve({.tenant = kTenant, .key = key,
+      auto r = env.store().Reserve({.tenant = kTenant,
+                                    .key = key,
                                     .fingerprint = kFingerprint,
                                     .attempt_id = key});
       if (r.ok()) {
@@ -227,8 +243,8 @@ void BM_Lookup(benchmark::State& state) {
     x ^= x << 13;  // xorshift64
     x ^= x >> 7;
     x ^= x << 17;
-    absl::StatusOr<Record> r = env.store().Lookup(
-        kTenant, absl::StrCat("lookup-", x % kLookupKeys));
+    absl::StatusOr<Record> r =
+        env.store().Lookup(kTenant, absl::StrCat("lookup-", x % kLookupKeys));
     if (!r.ok()) {
       state.SkipWithError(r.status().ToString().c_str());
       break;
@@ -238,6 +254,17 @@ void BM_Lookup(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Lookup)->Threads(1)->Threads(8)->UseRealTime();
+
+// range(0): body bytes. Bytes: the body's.
+void BM_Fingerprint(benchmark::State& state) {
+  const std::string body(static_cast<size_t>(state.range(0)), 'b');
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        idemkey::middleware::Fingerprint("POST", "/v1/charges", body));
+  }
+  state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_Fingerprint)->Arg(0)->Arg(1 << 10)->Arg(64 << 10)->Arg(1 << 20);
 
 }  // namespace
 

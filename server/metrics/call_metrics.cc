@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <set>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -17,7 +18,8 @@ constexpr absl::string_view kOutcomeNames[4] = {"owner", "in_progress",
 using grpc::experimental::InterceptionHookPoints;
 
 // One per call: notes when the call started and, for Reserve, the outcome
-// it answers; records both when the status is sent.
+// it answers (for Batch, those of its Reserve ops); records them when the
+// status is sent.
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
   CallInterceptor(CallMetrics* metrics, int method)
@@ -26,15 +28,11 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
-    if (method_ == metrics_->reserve_index() &&
-        batch->QueryInterceptionHookPoint(
+    if (batch->QueryInterceptionHookPoint(
             InterceptionHookPoints::PRE_SEND_MESSAGE)) {
-      // The method's response type is fixed by the proto: ReserveResponse.
+      // Each method's response type is fixed by the proto.
       const void* message = batch->GetSendMessage();
-      if (message != nullptr) {
-        outcome_ = static_cast<const idemkey::v1::ReserveResponse*>(message)
-                       ->outcome();
-      }
+      if (message != nullptr) CollectOutcomes(message);
     }
     if (batch->QueryInterceptionHookPoint(
             InterceptionHookPoints::PRE_SEND_STATUS)) {
@@ -44,18 +42,32 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
               std::chrono::steady_clock::now() - start_)
               .count();
       metrics_->RecordCall(method_, code, nanos);
-      if (code == grpc::StatusCode::OK && outcome_ != 0) {
-        metrics_->RecordReserveOutcome(outcome_);
+      if (code == grpc::StatusCode::OK) {
+        for (int outcome : outcomes_) metrics_->RecordReserveOutcome(outcome);
       }
     }
     batch->Proceed();
   }
 
  private:
+  void CollectOutcomes(const void* message) {
+    if (method_ == metrics_->reserve_index()) {
+      outcomes_.push_back(
+          static_cast<const idemkey::v1::ReserveResponse*>(message)->outcome());
+    } else if (method_ == metrics_->batch_index()) {
+      for (const idemkey::v1::BatchResult& r :
+           static_cast<const idemkey::v1::BatchResponse*>(message)->results()) {
+        if (r.code() == 0 && r.has_reserve()) {
+          outcomes_.push_back(r.reserve().outcome());
+        }
+      }
+    }
+  }
+
   CallMetrics* const metrics_;
   const int method_;
   const std::chrono::steady_clock::time_point start_;
-  int outcome_ = 0;
+  std::vector<int> outcomes_;
 };
 
 class CallInterceptorFactory final
@@ -101,6 +113,8 @@ CallMetrics::CallMetrics(const std::vector<std::string>& services) {
         index;
     if (m->full_name() == "idemkey.v1.KeyService.Reserve") {
       reserve_index_ = index;
+    } else if (m->full_name() == "idemkey.v1.KeyService.Batch") {
+      batch_index_ = index;
     }
     methods_.push_back(std::move(method));
   }

@@ -57,8 +57,9 @@ class CallMetrics {
 
   // The index of "/package.Service/Method", or -1 if not counted.
   int MethodIndex(absl::string_view path) const;
-  // The Reserve method's index, or -1.
+  // The Reserve and Batch methods' indexes, or -1.
   int reserve_index() const { return reserve_index_; }
+  int batch_index() const { return batch_index_; }
 
   void RecordCall(int method, grpc::StatusCode code, int64_t nanos);
   // `outcome` is an idemkey.v1.Outcome value; others are ignored.
@@ -79,6 +80,7 @@ class CallMetrics {
   std::vector<std::unique_ptr<Method>> methods_;
   absl::flat_hash_map<std::string, int> by_path_;
   int reserve_index_ = -1;
+  int batch_index_ = -1;
   std::array<std::atomic<uint64_t>, 4> outcomes_{};
 };
 

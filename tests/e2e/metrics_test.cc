@@ -502,6 +502,19 @@ TEST_F(MetricsTest, CountersMatchAKnownSequenceOfCalls) {
     idemkey::v1::PingResponse pong;
     ASSERT_TRUE(stub->Ping(&ctx, idemkey::v1::PingRequest(), &pong).ok());
   }
+  // 1 Batch: its Reserve ops' outcomes count like Reserve calls' (1 OWNER;
+  // the op refused for its key has none).
+  {
+    auto stub = idemkey::v1::KeyService::NewStub(server().NewChannel());
+    grpc::ClientContext ctx;
+    idemkey::v1::BatchRequest req;
+    *req.add_ops()->mutable_reserve() = ReserveReq("acme", "kb", "body", "b1");
+    *req.add_ops()->mutable_reserve() =
+        ReserveReq("acme", "bad key", "body", "b2");
+    idemkey::v1::BatchResponse resp;
+    ASSERT_TRUE(stub->Batch(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.results(1).code(), grpc::INVALID_ARGUMENT);
+  }
   ASSERT_TRUE(client().GetStats().status.ok());
   // Health checks are not KeyService/AdminService calls: not counted.
   ASSERT_TRUE(client().HealthCheck().status.ok());
@@ -518,6 +531,7 @@ TEST_F(MetricsTest, CountersMatchAKnownSequenceOfCalls) {
   EXPECT_EQ(calls("Lookup", "NOT_FOUND"), 2);
   EXPECT_EQ(calls("Lookup", "OK"), 0);
   EXPECT_EQ(calls("Ping", "OK"), 1);
+  EXPECT_EQ(calls("Batch", "OK"), 1);
   EXPECT_EQ(calls("GetStats", "OK"), 1);
   // Nothing else: the sum over every series is the number of calls made.
   double total = 0;
@@ -527,7 +541,7 @@ TEST_F(MetricsTest, CountersMatchAKnownSequenceOfCalls) {
     total += s.value;
     methods.insert(s.labels.at("method"));
   }
-  EXPECT_EQ(total, 6 + 1 + 3 + 2 + 1 + 1);
+  EXPECT_EQ(total, 6 + 1 + 3 + 2 + 1 + 1 + 1);
   // Every method of both services is listed (with code="OK"), and no other.
   std::set<std::string> expected;
   for (const char* name :
@@ -548,7 +562,7 @@ TEST_F(MetricsTest, CountersMatchAKnownSequenceOfCalls) {
     EXPECT_EQ(methods.count(method), 1u) << method;
   }
 
-  EXPECT_EQ(m.Get("idemkey_reserve_outcomes_total", {{"outcome", "owner"}}), 3);
+  EXPECT_EQ(m.Get("idemkey_reserve_outcomes_total", {{"outcome", "owner"}}), 4);
   EXPECT_EQ(
       m.Get("idemkey_reserve_outcomes_total", {{"outcome", "in_progress"}}), 1);
   EXPECT_EQ(m.Get("idemkey_reserve_outcomes_total", {{"outcome", "completed"}}),
