@@ -4,7 +4,8 @@
 #                             (127.0.0.1:50051, data in ./data; extra args go
 #                             to idemkeyd)
 #   bash scripts/dev.sh test  install packages, build, run every test: the
-#                             optimized build, then Debug with ASan+UBSan
+#                             optimized build, then Debug with ASan+UBSan,
+#                             then the unit tests under ThreadSanitizer
 # Both are safe to run again: packages already there are not reinstalled and
 # builds are incremental.
 set -euo pipefail
@@ -60,6 +61,11 @@ case "${1:-}" in
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
     (cd build-asan && ctest -j"$(nproc)" --output-on-failure)
+    # Unit tests only (see IDEMKEY_TSAN); optimized, as ThreadSanitizer slows
+    # the many-thread races down several times over.
+    build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_TSAN=ON \
+      -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
+    (cd build-tsan && ctest -j"$(nproc)" --output-on-failure)
     ;;
   *)
     echo "usage: bash scripts/dev.sh run [idemkeyd flags...] | test" >&2

@@ -49,14 +49,21 @@ namespace internal {
 
 inline void FinishWhenDurable(grpc::ServerUnaryReactor* reactor,
                               store::KeyStore* store, absl::Status result) {
-  store->WhenDurable([reactor, result = std::move(result)](
-                         absl::Status durable) mutable {
-    if (!durable.ok()) {
-      result = absl::UnavailableError(absl::StrCat(
-          "the result could not be made durable, retry: ", durable.message()));
-    }
-    reactor->Finish(ToGrpcStatus(result));
-  });
+  store->WhenDurable(
+      [reactor, result = std::move(result)](absl::Status durable) mutable {
+        if (!durable.ok()) {
+          // A full disk keeps its code: no retry helps until space is freed.
+          result = absl::IsResourceExhausted(durable)
+                       ? absl::ResourceExhaustedError(absl::StrCat(
+                             "the result could not be made durable: ",
+                             durable.message()))
+                       : absl::UnavailableError(absl::StrCat(
+                             "the result could not be made durable, "
+                             "retry: ",
+                             durable.message()));
+        }
+        reactor->Finish(ToGrpcStatus(result));
+      });
 }
 
 template <typename Work>

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -37,12 +39,41 @@ constexpr uint64_t kTokenBlock = 1 << 16;
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   const std::string msg = absl::StrCat(what, ": ", s.ToString());
   if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsIOError() || s.IsNoSpace() || s.IsBusy() || s.IsTimedOut() ||
-      s.IsTryAgain()) {
+  // A full disk is an I/O error too, but not a transient one: no retry helps
+  // until someone frees space.
+  if (s.IsNoSpace()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": the data directory's disk is full; free space ",
+                     "there (", s.ToString(), ")"));
+  }
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) {
     return absl::UnavailableError(msg);
   }
   return absl::InternalError(msg);
 }
+
+// RocksDB's warnings and errors go to idemkeyd's log (stderr), not to a LOG
+// file in the data directory: Debian builds librocksdb with assertions on,
+// and its file logger aborts the process when it writes after a failed
+// write. On a full disk the first refused write would otherwise take
+// idemkeyd down (RocksDB logs the error, to the same full disk).
+class StderrLogger final : public rocksdb::Logger {
+ public:
+  StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char text[1024];
+    const int n = std::vsnprintf(text, sizeof text, format, ap);
+    const std::string line = absl::StrCat(
+        "rocksdb: ",
+        absl::string_view(text, std::clamp<size_t>(n, 0, sizeof text - 1)),
+        "\n");
+    // One write per line keeps concurrent messages whole.
+    if (write(STDERR_FILENO, line.data(), line.size()) < 0) {
+      // Nowhere left to report it.
+    }
+  }
+};
 
 // A number in a map property ("rocksdb.cfstats"), or 0.
 uint64_t MapValue(const std::map<std::string, std::string>& map,
@@ -151,12 +182,7 @@ absl::Status RocksDbBackend::OpenDb() {
   // A quiet tenant must not pin old WAL files forever: past this size, the
   // column families holding the oldest WAL get flushed.
   db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
-  db_options.keep_log_file_num = 5;
-  // Record writes only fill the WAL buffer; the WalSyncer writes it out (and
-  // syncs it, with `sync` on) once for every caller of WhenDurable, instead
-  // of one write(2) per record. Nothing is acknowledged before that, so a
-  // kill -9 loses only unacknowledged writes either way.
-  db_options.manual_wal_flush = true;
+  db_options.info_log = std::make_shared<StderrLogger>();
   if (options_.statistics) {
     // Tickers only: no histograms or timers, the cheapest level that counts.
     statistics_ = rocksdb::CreateDBStatistics();
@@ -201,16 +227,17 @@ absl::Status RocksDbBackend::OpenDb() {
   if (absl::Status reconciled = ReconcileRegistry(handles); !reconciled.ok()) {
     return reconciled;
   }
-  syncer_ = std::make_unique<WalSyncer>(WalSyncer::Hooks{
-      .latest_sequence = [db] { return db->GetLatestSequenceNumber(); },
-      .sync =
-          [db, sync = options_.sync] {
-            rocksdb::Status flushed = db->FlushWAL(sync);
-            return flushed.ok() ? absl::OkStatus()
-                                : FromRocks(flushed, sync ? "syncing the WAL"
-                                                          : "writing the WAL");
-          },
-  });
+  if (options_.sync) {
+    syncer_ = std::make_unique<WalSyncer>(WalSyncer::Hooks{
+        .latest_sequence = [db] { return db->GetLatestSequenceNumber(); },
+        .sync =
+            [db] {
+              rocksdb::Status synced = db->SyncWAL();
+              return synced.ok() ? absl::OkStatus()
+                                 : FromRocks(synced, "syncing the WAL");
+            },
+    });
+  }
   return absl::OkStatus();
 }
 
@@ -291,9 +318,6 @@ absl::Status RocksDbBackend::ReconcileRegistry(
 RocksDbBackend::~RocksDbBackend() {
   if (db_ == nullptr) return;
   syncer_.reset();
-  // Whatever is written is in the OS's hands, as it would be without
-  // manual_wal_flush; only the memtable flush of Close() is skipped.
-  db_->FlushWAL(/*sync=*/false).PermitUncheckedError();
   tenants_.clear();
   if (system_cf_) db_->DestroyColumnFamilyHandle(system_cf_);
   if (default_cf_) db_->DestroyColumnFamilyHandle(default_cf_);
@@ -305,7 +329,7 @@ absl::Status RocksDbBackend::Close() {
   std::vector<rocksdb::ColumnFamilyHandle*> all = {default_cf_, system_cf_};
   for (const auto& [name, tenant] : tenants_) all.push_back(tenant->handle);
   rocksdb::Status flushed = db_->Flush(rocksdb::FlushOptions(), all);
-  rocksdb::Status synced = db_->FlushWAL(/*sync=*/true);
+  rocksdb::Status synced = db_->SyncWAL();
   tenants_.clear();
   db_->DestroyColumnFamilyHandle(system_cf_);
   db_->DestroyColumnFamilyHandle(default_cf_);
@@ -405,6 +429,8 @@ absl::Status RocksDbBackend::Scan(absl::string_view tenant,
 
 void RocksDbBackend::WhenDurable(
     absl::AnyInvocable<void(absl::Status) &&> done) {
+  // Without sync, every write is in the OS's hands when Update returns.
+  if (syncer_ == nullptr) return std::move(done)(absl::OkStatus());
   syncer_->WhenSynced(std::move(done));
 }
 

@@ -11,12 +11,15 @@
 // by hash(tenant, key) around Get + decide + Put. Writers of different keys
 // proceed in parallel.
 //
-// Durability: record writes go to the WAL's buffer in memory; a WalSyncer
-// thread writes the buffer out (and with `sync` on, fsyncs it) once for
-// every caller waiting in WhenDurable. No lock is held across an fsync, and
-// a call inside a NonBlockingScope never waits for the disk: reads use only
-// the memtables and the block cache, writes refuse to stall
+// Durability: record writes go to the WAL file unsynced (to the OS, so a
+// kill -9 loses nothing); with `sync` on, a WalSyncer thread fsyncs the WAL
+// once for every caller waiting in WhenDurable. No lock is held across an
+// fsync, and a call inside a NonBlockingScope never waits for the disk:
+// reads use only the memtables and the block cache, writes refuse to stall
 // (WouldBlockError otherwise).
+//
+// RocksDB's warnings and errors go to stderr, not to a LOG file in the data
+// directory (see the .cc: a full disk would otherwise abort the process).
 //
 //   RocksDbOptions options;
 //   options.path = "./data";
@@ -46,9 +49,8 @@ namespace idemkey::store {
 struct RocksDbOptions {
   // Data directory; created if missing.
   std::string path;
-  // fsync the WAL before acknowledging a write (WhenDurable). Off: the WAL
-  // is still written to the OS before, so a process crash loses nothing
-  // acknowledged; a machine crash may lose the last writes.
+  // fsync the WAL before acknowledging a write (WhenDurable). Off: a process
+  // crash loses nothing, a machine crash may lose the last writes.
   bool sync = true;
   // Shared by all tenants: block cache, which also accounts memtables.
   size_t block_cache_bytes = 512 << 20;
@@ -100,9 +102,9 @@ class RocksDbBackend final : public Backend {
   absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) override;
 
   // For tests: the raw DB and a tenant's column family (nullptr if absent),
-  // and the WAL writes (syncs with `sync` on) shared by WhenDurable callers.
+  // and the WAL syncs shared by WhenDurable callers (0 with sync off).
   rocksdb::DB* db() { return db_.get(); }
-  uint64_t wal_syncs() const { return syncer_->syncs(); }
+  uint64_t wal_syncs() const { return syncer_ ? syncer_->syncs() : 0; }
   rocksdb::ColumnFamilyHandle* TenantHandleForTesting(absl::string_view name);
 
  private:
@@ -141,7 +143,7 @@ class RocksDbBackend final : public Backend {
   uint64_t next_token_ = 0;       // guarded by token_mu_
   uint64_t token_watermark_ = 0;  // persisted; next_token_ < it; guarded
 
-  // Stopped before the DB closes.
+  // With sync on; stopped before the DB closes.
   std::unique_ptr<WalSyncer> syncer_;
 };
 

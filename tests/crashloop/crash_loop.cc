@@ -23,6 +23,10 @@
 // broken, 1 otherwise (each violation is printed), 2 on a setup failure.
 //
 //   idemkey-crash-loop --cycles=100 --seed=42
+//
+// --inject_loss proves that the verifier notices a loss: after the first
+// restart it deletes one acknowledged record through AdminService.DeleteRecord
+// before verifying, so the run must fail naming that record.
 
 #include <algorithm>
 #include <atomic>
@@ -59,6 +63,10 @@ ABSL_FLAG(bool, sync, true, "run idemkeyd with --sync=true or --sync=false");
 ABSL_FLAG(std::string, data_dir, "",
           "idemkeyd data directory to use (kept); empty: a temporary one, "
           "removed unless a violation was found");
+ABSL_FLAG(bool, inject_loss, false,
+          "after the first restart, delete one acknowledged record through "
+          "AdminService.DeleteRecord before verifying: the run must then "
+          "fail, naming it (a test of the verifier)");
 
 namespace idemkey::testing {
 namespace {
@@ -123,18 +131,20 @@ class CrashLoop {
           std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                         restart_start)
               .count();
+      if (cycle == 1 && absl::GetFlag(FLAGS_inject_loss) && !InjectLoss()) {
+        return 2;
+      }
       const size_t violations_before = violations_.size();
       std::string verified = Verify();
       const uint64_t probe = ProbeToken(cycle);
       std::cout << "cycle " << cycle << "/" << cycles << ": killed at "
-                << kill_ms << " ms; acked " << stats.reserves
-                << " reserves, " << stats.completes << " completes, "
-                << stats.releases << " releases, " << stats.heartbeats
-                << " heartbeats, " << stats.replays << " replays; "
-                << stats.in_doubt << " in doubt; restart "
-                << static_cast<int>(restart_s * 1000) << " ms; " << verified
-                << "; next token " << probe << " > " << max_token_before_probe_
-                << "; "
+                << kill_ms << " ms; acked " << stats.reserves << " reserves, "
+                << stats.completes << " completes, " << stats.releases
+                << " releases, " << stats.heartbeats << " heartbeats, "
+                << stats.replays << " replays; " << stats.in_doubt
+                << " in doubt; restart " << static_cast<int>(restart_s * 1000)
+                << " ms; " << verified << "; next token " << probe << " > "
+                << max_token_before_probe_ << "; "
                 << (violations_.size() == violations_before ? "OK"
                                                             : "VIOLATIONS")
                 << std::endl;
@@ -154,16 +164,17 @@ class CrashLoop {
       }
     }
     const bool stopped = static_cast<bool>(server_.Stop());
-    if (!stopped) Violation("idemkeyd did not stop cleanly after the last cycle");
+    if (!stopped)
+      Violation("idemkeyd did not stop cleanly after the last cycle");
     std::cout << "crash loop: " << cycles << " kill -9 cycles, seed " << seed_
               << ", " << absl::GetFlag(FLAGS_writers) << " writers; acked "
               << total_.reserves << " reserves, " << total_.completes
               << " completes, " << total_.releases << " releases, "
               << total_.heartbeats << " heartbeats, " << total_.replays
               << " replays; " << total_.in_doubt << " calls in doubt; "
-              << ledger_.size() << " keys in the ledger; "
-              << violations_.size() << " violations: "
-              << (violations_.empty() ? "PASS" : "FAIL") << std::endl;
+              << ledger_.size() << " keys in the ledger; " << violations_.size()
+              << " violations: " << (violations_.empty() ? "PASS" : "FAIL")
+              << std::endl;
     return violations_.empty() ? 0 : 1;
   }
 
@@ -183,9 +194,8 @@ class CrashLoop {
     std::vector<uint64_t> writer_seeds;
     for (int w = 0; w < writers; ++w) writer_seeds.push_back(rng_());
     for (int w = 0; w < writers; ++w) {
-      threads.emplace_back([&, w] {
-        Write(cycle, w, writer_seeds[w], killed, stats[w]);
-      });
+      threads.emplace_back(
+          [&, w] { Write(cycle, w, writer_seeds[w], killed, stats[w]); });
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(kill_ms));
     killed = true;
@@ -310,6 +320,37 @@ class CrashLoop {
       }
       // else: left IN_PROGRESS (a handler still running at the crash).
     }
+  }
+
+  // Deletes the first acknowledged Complete of the ledger (or Reserve, if no
+  // Complete was acknowledged), as a store that lost it would. False if
+  // nothing could be deleted.
+  bool InjectLoss() {
+    auto acked = std::find_if(ledger_.begin(), ledger_.end(), [](auto& e) {
+      return e.second.fate == Fate::kCompleted;
+    });
+    if (acked == ledger_.end()) {
+      acked = std::find_if(ledger_.begin(), ledger_.end(), [](auto& e) {
+        return e.second.fate == Fate::kReserved;
+      });
+    }
+    if (acked == ledger_.end()) {
+      std::cerr << "--inject_loss: no acknowledged write to delete\n";
+      return false;
+    }
+    const auto& [key, entry] = *acked;
+    auto deleted =
+        TestClient(server_.NewChannel()).DeleteRecord(entry.tenant, key);
+    if (!deleted.status.ok()) {
+      std::cerr << "--inject_loss: DeleteRecord " << entry.tenant << "/" << key
+                << " failed: " << deleted.status.error_message() << "\n";
+      return false;
+    }
+    std::cout << "injected loss: deleted " << entry.tenant << "/" << key
+              << " (acknowledged "
+              << (entry.fate == Fate::kCompleted ? "Complete" : "Reserve")
+              << ") after the restart" << std::endl;
+    return true;
   }
 
   // Lists every record of every tenant, checks the ledger against it, and
@@ -479,8 +520,8 @@ class CrashLoop {
   std::mt19937_64 rng_;
   const uint64_t seed_;
   std::mutex mu_;
-  std::map<std::string, Entry> ledger_;                  // key -> entry
-  std::map<std::string, std::string> maybe_reserved_;    // key -> tenant
+  std::map<std::string, Entry> ledger_;                // key -> entry
+  std::map<std::string, std::string> maybe_reserved_;  // key -> tenant
   std::vector<std::string> violations_;
   uint64_t max_token_ = 0;               // largest token seen anywhere
   uint64_t max_token_before_cycle_ = 0;  // bound for this cycle's tokens

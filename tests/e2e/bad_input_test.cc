@@ -2,6 +2,8 @@
 // and a store left exactly as it was.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/support/server_test.h"
@@ -10,6 +12,22 @@ namespace idemkey::testing {
 namespace {
 
 using grpc::StatusCode;
+
+// `request` serialized, with the value `placeholder` of one string field
+// replaced by `bytes` of the same length (every length prefix stays right):
+// a string field that is not UTF-8, sent without relying on protobuf's
+// serializer to let one through.
+std::string WithFieldBytes(const google::protobuf::Message& request,
+                           const std::string& placeholder,
+                           const std::string& bytes) {
+  std::string wire = request.SerializeAsString();
+  const size_t at = wire.find(placeholder);
+  EXPECT_EQ(placeholder.size(), bytes.size());
+  EXPECT_NE(at, std::string::npos);
+  EXPECT_EQ(wire.find(placeholder, at + 1), std::string::npos);
+  if (at != std::string::npos) wire.replace(at, bytes.size(), bytes);
+  return wire;
+}
 
 class BadInputTest : public ServerTest {
  protected:
@@ -186,6 +204,230 @@ TEST_F(BadInputTest, ResponseExactlyAtTheLimitIsStored) {
   auto l = client().Lookup("acme", "pending");
   EXPECT_EQ(l.reply.record().response().body().size(), at_limit.body().size());
   before_ = Snapshot();
+}
+
+// Past idemkeyd's receive limit (--max_response_bytes plus 1 MiB) gRPC
+// refuses the message before the store sees it, and the server goes on
+// serving. Unlike a response refused by the store (above), this leaves the
+// reservation held: the key frees up only when its lease lapses.
+TEST_F(BadInputTest, RequestOverTheReceiveLimitIsResourceExhausted) {
+  idemkey::v1::CompleteRequest sent;  // what client().Complete sends
+  sent.set_tenant("acme");
+  sent.set_key("pending");
+  sent.set_fencing_token(owner_.fencing_token());
+  sent.mutable_response()->set_body(std::string((5 << 20) + 1, 'x'));
+  auto c = client().Complete("acme", "pending", owner_.fencing_token(),
+                             sent.response());
+  EXPECT_EQ(c.status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(c.status.error_message(), "Received message larger than max (" +
+                                          std::to_string(sent.ByteSizeLong()) +
+                                          " vs. 5242880)");
+  auto l = client().Lookup("acme", "pending");
+  ASSERT_TRUE(l.status.ok()) << l.status.error_message();
+  EXPECT_EQ(l.reply.record().state(), idemkey::v1::STATE_IN_PROGRESS);
+}
+
+// A proto3 string field must be UTF-8; protobuf refuses to parse a request
+// where one is not, before idemkeyd's validation could explain the rule.
+// gRPC 1.51's callback API answers every request it cannot parse with
+// UNIMPLEMENTED and no message; only idemkeyd's log names the field.
+TEST_F(BadInputTest, InvalidUtf8InStringFieldsIsRefusedUnparsed) {
+  struct Case {
+    std::string method;
+    std::string wire;
+    std::string field;  // as protobuf's log names it
+  };
+  std::vector<Case> cases;
+  auto reserve = [](auto set) {
+    auto r = ReserveReq("acme", "new-key", "body", "a9");
+    set(r);
+    return r;
+  };
+  cases.push_back(
+      {"/idemkey.v1.KeyService/Reserve",
+       WithFieldBytes(reserve([](auto& r) { r.set_tenant("acm~"); }), "acm~",
+                      "acm\xff"),
+       "idemkey.v1.ReserveRequest.tenant"});
+  cases.push_back(
+      {"/idemkey.v1.KeyService/Reserve",
+       WithFieldBytes(reserve([](auto& r) { r.set_key("key~~"); }), "key~~",
+                      "key\xc3\x28"),  // a lead byte without continuation
+       "idemkey.v1.ReserveRequest.key"});
+  cases.push_back(
+      {"/idemkey.v1.KeyService/Reserve",
+       WithFieldBytes(reserve([](auto& r) { r.set_attempt_id("a~~~"); }),
+                      "a~~~", "a\xed\xa0\x80"),  // a UTF-16 surrogate
+       "idemkey.v1.ReserveRequest.attempt_id"});
+  idemkey::v1::CompleteRequest complete;
+  complete.set_tenant("acme");
+  complete.set_key("pending");
+  complete.set_fencing_token(owner_.fencing_token());
+  complete.mutable_response()->add_headers()->set_name("X-~~");
+  cases.push_back({"/idemkey.v1.KeyService/Complete",
+                   WithFieldBytes(complete, "X-~~", "X-\xc0\xaf"),  // overlong
+                   "idemkey.v1.Header.name"});
+  for (const Case& c : cases) {
+    auto r = client().RawCall(c.method, c.wire);
+    EXPECT_EQ(r.status.error_code(), StatusCode::UNIMPLEMENTED)
+        << c.field << ": " << r.status.error_message();
+    EXPECT_EQ(r.status.error_message(), "") << c.field;
+    EXPECT_NE(server().Log().find("String field '" + c.field +
+                                  "' contains invalid UTF-8 data"),
+              std::string::npos)
+        << c.field << "; log:\n"
+        << server().Log();
+  }
+  // The server goes on serving valid calls.
+  auto l = client().Lookup("acme", "existing");
+  ASSERT_TRUE(l.status.ok()) << l.status.error_message();
+  EXPECT_EQ(l.reply.record().state(), idemkey::v1::STATE_COMPLETED);
+}
+
+// bytes fields carry any bytes: invalid UTF-8 in the fingerprint, a header
+// value and the body is stored and replayed exactly.
+TEST_F(BadInputTest, InvalidUtf8InBytesFieldsRoundTripsExactly) {
+  const std::string not_utf8 =
+      std::string("\xff\xfe\xc3\x28\xed\xa0\x80\xc0\xaf", 9);
+  auto req = ReserveReq("acme", "raw-bytes", "body", "a9");
+  req.set_fingerprint(not_utf8 + std::string(32 - not_utf8.size(), '\x80'));
+  auto r = client().Reserve(req);
+  ASSERT_EQ(r.reply.outcome(), idemkey::v1::OUTCOME_OWNER)
+      << r.status.error_message();
+  idemkey::v1::StoredResponse response;
+  response.set_status_code(200);
+  auto* h = response.add_headers();
+  h->set_name("X-Raw");
+  h->set_value(not_utf8);
+  response.set_body(not_utf8 + std::string(1, '\0') + not_utf8);
+  ASSERT_TRUE(
+      client()
+          .Complete("acme", "raw-bytes", r.reply.fencing_token(), response)
+          .status.ok());
+  auto l = client().Lookup("acme", "raw-bytes");
+  ASSERT_TRUE(l.status.ok()) << l.status.error_message();
+  EXPECT_EQ(l.reply.record().fingerprint(), req.fingerprint());
+  EXPECT_EQ(l.reply.record().response().SerializeAsString(),
+            response.SerializeAsString());
+  req.set_attempt_id("a10");
+  auto replay = client().Reserve(req);
+  ASSERT_EQ(replay.reply.outcome(), idemkey::v1::OUTCOME_COMPLETED);
+  EXPECT_EQ(replay.reply.response().SerializeAsString(),
+            response.SerializeAsString());
+  before_ = Snapshot();
+}
+
+// gRPC's limit on request metadata (8 KiB soft, 16 KiB hard in 1.51) holds
+// before idemkeyd sees the call, and the server goes on serving.
+TEST_F(BadInputTest, RequestMetadataOverGrpcsLimit) {
+  auto stub = idemkey::v1::KeyService::NewStub(server().NewChannel());
+  auto call_with =
+      [&](const std::vector<std::pair<std::string, std::string>>& metadata) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(30));
+        for (const auto& [name, value] : metadata) ctx.AddMetadata(name, value);
+        idemkey::v1::LookupRequest req;
+        req.set_tenant("acme");
+        req.set_key("existing");
+        idemkey::v1::LookupResponse resp;
+        return stub->Lookup(&ctx, req, &resp);
+      };
+  const std::string kRefused = "received initial metadata size exceeds limit";
+  const grpc::Status one_huge =
+      call_with({{"x-filler", std::string(32 << 10, 'v')}});
+  EXPECT_EQ(one_huge.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(one_huge.error_message(), kRefused);
+
+  // Spread over many entries, the header block takes several frames, and the
+  // server may drop the connection while the client still sends them: then
+  // the call fails UNAVAILABLE ("Broken pipe", "Socket closed"), not with
+  // the limit's message (about half of the runs).
+  std::vector<std::pair<std::string, std::string>> many;
+  for (int i = 0; i < 2000; ++i) {
+    many.emplace_back("x-filler-" + std::to_string(i), "v");
+  }
+  const grpc::Status many_small = call_with(many);
+  if (many_small.error_code() != StatusCode::UNAVAILABLE) {
+    EXPECT_EQ(many_small.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(many_small.error_message(), kRefused);
+  }
+
+  EXPECT_TRUE(call_with({{"x-filler", std::string(4 << 10, 'v')}}).ok());
+}
+
+// A stored response is limited in bytes, not in headers: 100,000 headers are
+// stored and replayed in order, byte for byte.
+TEST_F(BadInputTest, HundredThousandHeadersAreStoredAndReplayedExactly) {
+  idemkey::v1::StoredResponse many;
+  many.set_status_code(200);
+  for (int i = 0; i < 100000; ++i) {
+    auto* h = many.add_headers();
+    h->set_name("x-h");
+    h->set_value(std::to_string(i));
+  }
+  ASSERT_TRUE(client()
+                  .Complete("acme", "pending", owner_.fencing_token(), many)
+                  .status.ok());
+  auto l = client().Lookup("acme", "pending");
+  ASSERT_TRUE(l.status.ok()) << l.status.error_message();
+  EXPECT_EQ(l.reply.record().response().SerializeAsString(),
+            many.SerializeAsString());
+  auto replay = client().Reserve(ReserveReq("acme", "pending", "body", "a2"));
+  ASSERT_EQ(replay.reply.outcome(), idemkey::v1::OUTCOME_COMPLETED);
+  EXPECT_EQ(replay.reply.response().SerializeAsString(),
+            many.SerializeAsString());
+  before_ = Snapshot();
+}
+
+// Headers count toward the 4 MiB like the body: one header past it is
+// refused and releases the key; exactly at it, the response is stored.
+TEST_F(BadInputTest, HeaderListOnePastTheLimitIsRefusedAndReleasesTheKey) {
+  idemkey::v1::StoredResponse at_limit;
+  // Each {name: "h", value: "v"} header encodes to 8 bytes.
+  for (int i = 0; i < (4 << 20) / 8; ++i) {
+    auto* h = at_limit.add_headers();
+    h->set_name("h");
+    h->set_value("v");
+  }
+  ASSERT_EQ(at_limit.ByteSizeLong(), size_t{4 << 20});
+  idemkey::v1::StoredResponse past_limit = at_limit;
+  *past_limit.add_headers() = at_limit.headers(0);
+  auto refused =
+      client().Complete("acme", "pending", owner_.fencing_token(), past_limit);
+  EXPECT_EQ(refused.status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.status.error_message().find(
+                "is 4194312 bytes encoded; the limit is 4194304 bytes "
+                "(status, headers and body); the reservation was released"),
+            std::string::npos)
+      << refused.status.error_message();
+  EXPECT_EQ(client().Lookup("acme", "pending").status.error_code(),
+            StatusCode::NOT_FOUND);
+
+  auto retry = client().Reserve(ReserveReq("acme", "pending", "body", "a2"));
+  ASSERT_EQ(retry.reply.outcome(), idemkey::v1::OUTCOME_OWNER);
+  ASSERT_TRUE(
+      client()
+          .Complete("acme", "pending", retry.reply.fencing_token(), at_limit)
+          .status.ok());
+  auto replay = client().Reserve(ReserveReq("acme", "pending", "body", "a3"));
+  ASSERT_EQ(replay.reply.outcome(), idemkey::v1::OUTCOME_COMPLETED);
+  EXPECT_EQ(replay.reply.response().SerializeAsString(),
+            at_limit.SerializeAsString());
+  before_ = Snapshot();
+}
+
+// proto3 enums are open: an unknown value parses, and idemkeyd names it.
+TEST_F(BadInputTest, UnknownStateInListRecordsIsInvalidArgument) {
+  idemkey::v1::ListRecordsRequest list;
+  list.set_tenant("acme");
+  list.set_state(static_cast<idemkey::v1::State>(99));
+  auto r = client().ListRecords(list);
+  EXPECT_EQ(r.status.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(r.status.error_message().find(
+                "state 99 is unknown; use STATE_IN_PROGRESS, STATE_COMPLETED "
+                "or leave it unset for every state"),
+            std::string::npos)
+      << r.status.error_message();
 }
 
 TEST_F(BadInputTest, UnknownRecord) {

@@ -218,6 +218,40 @@ TEST_F(HttpMiddlewareTest, KeyOf257CharactersIs400) {
   EXPECT_EQ(app->charges, 0);
 }
 
+// Request headers are neither part of the fingerprint nor stored, so a
+// request with 10,000 of them runs and replays like any other; a header line
+// over cpp-httplib's 8 KiB (CPPHTTPLIB_HEADER_MAX_LENGTH) is refused by
+// cpp-httplib with 400 and an empty body, before the middleware or the
+// handler runs.
+TEST_F(HttpMiddlewareTest, HugeRequestHeaderLists) {
+  auto app = NewApp();
+  httplib::Headers many = Headers("many-headers");
+  for (int i = 0; i < 10000; ++i) {
+    many.emplace("X-Filler-" + std::to_string(i), "v");
+  }
+  auto first =
+      app->NewClient()->Post("/v1/charges", many, "{}", "application/json");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 201);
+  auto retry = app->NewClient()->Post("/v1/charges", Headers("many-headers"),
+                                      "{}", "application/json");
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 201);
+  EXPECT_EQ(retry->get_header_value("Idempotency-Replayed"), "true");
+  EXPECT_EQ(retry->body, first->body);
+
+  httplib::Headers long_line = Headers("long-header");
+  long_line.emplace("X-Filler", std::string(16 << 10, 'v'));
+  auto refused = app->NewClient()->Post("/v1/charges", long_line, "{}",
+                                        "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_EQ(refused->body, "");
+  EXPECT_EQ(client().Lookup("acme", "long-header").status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(app->charges, 1);
+}
+
 struct Reply {
   int status = 0;  // 0: no response
   std::string retry_after;

@@ -150,23 +150,25 @@ class TestClient {
                 idemkey::v1::GetStatsRequest());
   }
 
-  // grpc.health.v1.Health/Check for the whole server, through the generic
-  // stub (Debian ships no health.proto): the serving status (1 = SERVING).
-  Result<int> HealthCheck() {
+  // A unary call of `method` ("/package.Service/Method") with a request of
+  // raw bytes, through the generic stub: for services without generated code
+  // here, and for requests a typed stub cannot build (a string field that is
+  // not UTF-8). The reply is the response's raw bytes.
+  Result<std::string> RawCall(const std::string& method,
+                              const std::string& request) {
     grpc::GenericStub generic(channel_);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(30));
-    grpc::Slice empty(
-        "");  // HealthCheckRequest{service: ""} encodes to nothing
-    grpc::ByteBuffer request(&empty, 1);
+    grpc::Slice slice(request);
+    grpc::ByteBuffer request_buffer(&slice, 1);
     grpc::ByteBuffer response;
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
-    Result<int> out{grpc::Status::OK, 0};
-    generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                      &request, &response, [&](grpc::Status s) {
+    Result<std::string> out;
+    generic.UnaryCall(&ctx, method, grpc::StubOptions(), &request_buffer,
+                      &response, [&](grpc::Status s) {
                         std::lock_guard<std::mutex> lock(mu);
                         out.status = s;
                         done = true;
@@ -176,13 +178,21 @@ class TestClient {
     cv.wait(lock, [&] { return done; });
     std::vector<grpc::Slice> slices;
     if (out.status.ok() && response.Dump(&slices).ok()) {
-      std::string bytes;
       for (const auto& s : slices) {
-        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        out.reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
       }
-      // HealthCheckResponse{status = N}: field 1, varint: 0x08 N.
-      if (bytes.size() == 2 && bytes[0] == 0x08) out.reply = bytes[1];
     }
+    return out;
+  }
+
+  // grpc.health.v1.Health/Check for the whole server (Debian ships no
+  // health.proto): the serving status (1 = SERVING).
+  Result<int> HealthCheck() {
+    // HealthCheckRequest{service: ""} encodes to nothing.
+    Result<std::string> raw = RawCall("/grpc.health.v1.Health/Check", "");
+    Result<int> out{raw.status, 0};
+    // HealthCheckResponse{status = N}: field 1, varint: 0x08 N.
+    if (raw.reply.size() == 2 && raw.reply[0] == 0x08) out.reply = raw.reply[1];
     return out;
   }
 

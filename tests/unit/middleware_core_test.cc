@@ -1,8 +1,13 @@
 // The framework-free middleware core over the in-process key service: the
 // decisions of SPEC.md "Middleware semantics" without any network.
 
+#include <atomic>
 #include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "idemkey/middleware/core.h"
 #include "idemkey/middleware/in_process_key_service.h"
@@ -150,6 +155,132 @@ TEST_F(CoreTest, LapsedLeaseOfACrashedOwnerIsTakenOver) {
   ASSERT_TRUE(retry.execution->Finish(Response(201, "second")).ok());
   EXPECT_EQ(crashed.execution->Finish(Response(201, "late")).code(),
             absl::StatusCode::kAborted);
+}
+
+// Many threads start at once and each runs `body(thread_index)`.
+template <typename Body>
+void RunTogether(int threads, Body body) {
+  std::atomic<int> ready{0};
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&, t] {
+      ++ready;
+      while (ready < threads) std::this_thread::yield();
+      body(t);
+    });
+  }
+  for (std::thread& t : running) t.join();
+}
+
+TEST_F(CoreTest, ConcurrentRequestsOnOneKeyRunTheHandlerOnce) {
+  constexpr int kThreads = 16;
+  constexpr int kRounds = 20;
+  auto core = NewCore();
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string key = "race-" + std::to_string(round);
+    std::atomic<int> decided{0}, runs{0}, in_progress{0};
+    RunTogether(kThreads, [&](int) {
+      Decision d = core->Begin(Post(key));
+      ++decided;
+      if (d.action == Action::kRun) {
+        ++runs;
+        // The handler is still running when every other request is answered.
+        while (decided < kThreads) std::this_thread::yield();
+        EXPECT_TRUE(d.execution->Finish(Response(201, key)).ok());
+      } else if (d.action == Action::kReject &&
+                 d.rejection.reason == RejectReason::kInProgress) {
+        ++in_progress;
+      }
+    });
+    ASSERT_EQ(runs, 1) << key;
+    ASSERT_EQ(in_progress, kThreads - 1) << key;
+    Decision retry = core->Begin(Post(key));
+    ASSERT_EQ(retry.action, Action::kReplay) << key;
+    EXPECT_EQ(retry.replay.body(), key);
+  }
+}
+
+TEST_F(CoreTest, ConcurrentWaitingRetriesReplayTheOneRun) {
+  constexpr int kThreads = 16;
+  MiddlewareOptions options;
+  options.wait_for_result = absl::Seconds(60);
+  options.wait_poll_interval = absl::Milliseconds(1);
+  options.replay_cache_entries = 4;
+  auto core = NewCore(options);
+  std::atomic<int> runs{0}, replays{0};
+  RunTogether(kThreads, [&](int) {
+    Decision d = core->Begin(Post("k"));
+    if (d.action == Action::kRun) {
+      ++runs;
+      absl::SleepFor(absl::Milliseconds(20));  // the others start waiting
+      EXPECT_TRUE(d.execution->Finish(Response(201, "the one run")).ok());
+    } else if (d.action == Action::kReplay) {
+      ++replays;
+      EXPECT_EQ(d.replay.status_code(), 201);
+      EXPECT_EQ(d.replay.body(), "the one run");
+    }
+  });
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(replays, kThreads - 1);
+}
+
+// The heartbeat thread renews every running handler's lease while service
+// time passes well beyond one lease; the results then replay from a cache
+// smaller than the number of keys, used by every thread at once.
+TEST_F(CoreTest, ConcurrentHandlersKeepTheirLeasesThroughHeartbeats) {
+  constexpr int kThreads = 8;
+  MiddlewareOptions options;
+  options.heartbeat_interval = absl::Milliseconds(1);
+  options.replay_cache_entries = kThreads / 2;
+  auto core = NewCore(options);
+  std::atomic<int> running{0};
+  std::atomic<bool> lease_outlived{false};
+  std::thread handlers([&] {
+    RunTogether(kThreads, [&](int t) {
+      const std::string key = "k" + std::to_string(t);
+      Decision d = core->Begin(Post(key));
+      ++running;
+      ASSERT_EQ(d.action, Action::kRun) << key;
+      while (!lease_outlived) std::this_thread::yield();
+      // ABORTED here would mean the lease lapsed.
+      ASSERT_TRUE(d.execution->Finish(Response(200, key)).ok()) << key;
+      for (int i = 0; i < 50; ++i) {
+        Decision replay = core->Begin(Post(key));
+        ASSERT_EQ(replay.action, Action::kReplay) << key;
+        EXPECT_EQ(replay.replay.body(), key);
+      }
+    });
+  });
+  while (running < kThreads) std::this_thread::yield();
+  // Four steps of a third of a lease each, so 40 s pass against a 30 s lease;
+  // every step waits until each lease was renewed from the new time.
+  auto outlive_the_lease = [&]() -> ::testing::AssertionResult {
+    const absl::Duration lease = core->options().lease;
+    for (int step = 0; step < 4; ++step) {
+      keys_->clock().Advance(lease / 3);
+      const int64_t renewed =
+          keys_->clock().NowMillis() + absl::ToInt64Milliseconds(lease);
+      const absl::Time deadline = absl::Now() + absl::Seconds(30);
+      for (int t = 0; t < kThreads; ++t) {
+        const std::string key = "k" + std::to_string(t);
+        for (;;) {
+          absl::StatusOr<store::Record> r = keys_->store().Lookup("acme", key);
+          if (!r.ok()) return ::testing::AssertionFailure() << r.status();
+          if (r->lease_expires_ms >= renewed) break;
+          if (absl::Now() > deadline) {
+            return ::testing::AssertionFailure()
+                   << key << "'s lease was not renewed in step " << step;
+          }
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+      }
+    }
+    return ::testing::AssertionSuccess();
+  };
+  const ::testing::AssertionResult outlived = outlive_the_lease();
+  lease_outlived = true;
+  handlers.join();
+  EXPECT_TRUE(outlived);
 }
 
 TEST(FingerprintTest, LengthPrefixingSeparatesFields) {
