@@ -56,7 +56,8 @@ ensure_built() {
   fi
   local cache=$BUILD_DIR/CMakeCache.txt
   if [ -f "$cache" ]; then
-    if ! grep -Eq '^CMAKE_BUILD_TYPE:[A-Z]+=(Release|RelWithDebInfo)$' "$cache" ||
+    # An empty type is the project's default, RelWithDebInfo.
+    if ! grep -Eq '^CMAKE_BUILD_TYPE:[A-Z]+=(Release|RelWithDebInfo|)$' "$cache" ||
       grep -q '^IDEMKEY_SANITIZE:BOOL=ON$' "$cache"; then
       echo "warning: $BUILD_DIR is not an optimized build without sanitizers;" \
         "the numbers will be too low" >&2

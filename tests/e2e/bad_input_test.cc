@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "idemkey/client/client.h"
+#include "idemkey/middleware/core.h"
 #include "tests/support/server_test.h"
 
 namespace idemkey::testing {
@@ -209,7 +211,8 @@ TEST_F(BadInputTest, ResponseExactlyAtTheLimitIsStored) {
 // Past idemkeyd's receive limit (--max_response_bytes plus 1 MiB) gRPC
 // refuses the message before the store sees it, and the server goes on
 // serving. Unlike a response refused by the store (above), this leaves the
-// reservation held: the key frees up only when its lease lapses.
+// reservation held until its lease lapses, unless the caller releases it as
+// the middleware does (MiddlewareReleasesAKeyWhoseResponseGrpcRefused).
 TEST_F(BadInputTest, RequestOverTheReceiveLimitIsResourceExhausted) {
   idemkey::v1::CompleteRequest sent;  // what client().Complete sends
   sent.set_tenant("acme");
@@ -225,6 +228,33 @@ TEST_F(BadInputTest, RequestOverTheReceiveLimitIsResourceExhausted) {
   auto l = client().Lookup("acme", "pending");
   ASSERT_TRUE(l.status.ok()) << l.status.error_message();
   EXPECT_EQ(l.reply.record().state(), idemkey::v1::STATE_IN_PROGRESS);
+}
+
+// The middleware makes the same case end as SPEC says: a response too large
+// to store is refused and the key released, also when gRPC refused it before
+// the store saw it, so a retry runs at once instead of after the lease.
+TEST_F(BadInputTest, MiddlewareReleasesAKeyWhoseResponseGrpcRefused) {
+  client::ClientOptions options;
+  options.address = server().address();
+  options.call_timeout = absl::Seconds(30);
+  middleware::IdempotencyCore core(client::Client::Create(options),
+                                   middleware::MiddlewareOptions{});
+  const middleware::IncomingRequest request{.method = "POST",
+                                            .route = "/v1/exports",
+                                            .tenant = "acme",
+                                            .key = "export-1",
+                                            .has_key = true,
+                                            .body = "{}"};
+  middleware::Decision first = core.Begin(request);
+  ASSERT_EQ(first.action, middleware::Action::kRun);
+  idemkey::v1::StoredResponse huge;
+  huge.set_status_code(200);
+  huge.set_body(std::string(6 << 20, 'x'));
+  absl::Status s = first.execution->Finish(huge);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(client().Lookup("acme", "export-1").status.error_code(),
+            StatusCode::NOT_FOUND);
+  EXPECT_EQ(core.Begin(request).action, middleware::Action::kRun);
 }
 
 // A proto3 string field must be UTF-8; protobuf refuses to parse a request

@@ -340,6 +340,13 @@ absl::Status Execution::Finish(idemkey::v1::StoredResponse response) {
   req.set_fencing_token(token_);
   *req.mutable_response() = std::move(response);
   absl::StatusOr<idemkey::v1::CompleteResponse> r = core_->keys_->Complete(req);
+  if (absl::IsResourceExhausted(r.status())) {
+    // Not storable (too large, or no disk space): the key must not stay
+    // reserved until its lease lapses. idemkeyd has released it already
+    // when its store saw the response, but not when gRPC refused a message
+    // over the server's receive limit before the store saw it.
+    Release().IgnoreError();
+  }
   if (!r.ok()) return r.status();
   if (core_->cache_ != nullptr) {
     core_->cache_->Put(tenant_, key_,
