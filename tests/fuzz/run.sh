@@ -42,7 +42,8 @@ sources=(
   server/store/record_codec.cc server/store/validation.cc
   server/store/backend.cc server/store/key_store.cc
   server/store/memory_backend.cc server/api/convert.cc server/api/key_calls.cc
-  client/src/client.cc client/src/middleware/core.cc
+  client/src/call_batcher.cc client/src/client.cc
+  client/src/middleware/core.cc
   client/src/middleware/in_process_key_service.cc
 )
 objs=()
