@@ -233,9 +233,10 @@ TEST_F(RocksDbBackendTest, NonBlockingReadOfARecordOnlyOnDiskWouldBlock) {
 // created, and done outside it.
 TEST_F(RocksDbBackendTest, NonBlockingReserveDoesNotCreateATenant) {
   Open();
+  const std::string fingerprint(32, 'f');  // ReserveArgs holds views
   const ReserveArgs args{.tenant = "fresh",
                          .key = "k",
-                         .fingerprint = std::string(32, 'f'),
+                         .fingerprint = fingerprint,
                          .attempt_id = "a"};
   {
     NonBlockingScope no_io;
