@@ -48,7 +48,7 @@
 #include "rocksdb/utilities/transaction.h"
 #include "rocksdb/utilities/transaction_db.h"
 #include "server/store/record.h"
-#include "server/store/record_codec.h"
+#include "server/store/rocksdb/record_codec.h"
 
 namespace {
 
@@ -128,7 +128,8 @@ class DbEnv {
 
   ~DbEnv() {
     rocksdb::Status s = db_->Close();
-    if (!s.ok()) std::cerr << "closing " << dir_ << ": " << s.ToString() << "\n";
+    if (!s.ok())
+      std::cerr << "closing " << dir_ << ": " << s.ToString() << "\n";
     db_.reset();
     fs::remove_all(dir_);
   }
@@ -193,11 +194,10 @@ bool RmwStripedMutex(benchmark::State& state, DbEnv& env,
   std::lock_guard<std::mutex> lock(env.StripeFor(key));
   rocksdb::DB* db = env.db();
   rocksdb::PinnableSlice existing;
-  rocksdb::Status s =
-      db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), key, &existing);
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(),
+                              key, &existing);
   if (s.ok() ? fresh : !s.IsNotFound()) {
-    state.SkipWithError(s.ok() ? "a fresh key exists"
-                               : s.ToString().c_str());
+    state.SkipWithError(s.ok() ? "a fresh key exists" : s.ToString().c_str());
     return false;
   }
   benchmark::DoNotOptimize(existing.size());
@@ -211,9 +211,8 @@ bool RmwStripedMutex(benchmark::State& state, DbEnv& env,
 
 // One Transaction: GetForUpdate + decide + Put + Commit. A lock timeout or
 // conflict rolls back and starts over, counted in `retries`.
-bool RmwTransaction(benchmark::State& state, DbEnv& env,
-                    const std::string& key, const std::string& value,
-                    bool fresh, int64_t& retries) {
+bool RmwTransaction(benchmark::State& state, DbEnv& env, const std::string& key,
+                    const std::string& value, bool fresh, int64_t& retries) {
   rocksdb::TransactionDB* db = env.txn_db();
   for (;;) {
     std::unique_ptr<rocksdb::Transaction> txn(
@@ -227,8 +226,7 @@ bool RmwTransaction(benchmark::State& state, DbEnv& env,
       continue;
     }
     if (s.ok() ? fresh : !s.IsNotFound()) {
-      state.SkipWithError(s.ok() ? "a fresh key exists"
-                                 : s.ToString().c_str());
+      state.SkipWithError(s.ok() ? "a fresh key exists" : s.ToString().c_str());
       return false;
     }
     benchmark::DoNotOptimize(existing.size());
@@ -242,8 +240,7 @@ bool RmwTransaction(benchmark::State& state, DbEnv& env,
   }
 }
 
-void SetCounters(benchmark::State& state, size_t value_bytes,
-                 int64_t retries) {
+void SetCounters(benchmark::State& state, size_t value_bytes, int64_t retries) {
   state.SetItemsProcessed(state.iterations());
   // Per thread; the report shows the mean over threads.
   state.counters["value_bytes"] =
@@ -306,7 +303,12 @@ void BM_HotKeyTransactionDb(benchmark::State& state) {
 }
 
 void FreshKeyArgs(benchmark::internal::Benchmark* b) {
-  b->ArgName("sync")->Arg(0)->Arg(1)->Threads(1)->Threads(8)->Threads(64)
+  b->ArgName("sync")
+      ->Arg(0)
+      ->Arg(1)
+      ->Threads(1)
+      ->Threads(8)
+      ->Threads(64)
       ->UseRealTime();
 }
 void HotKeyArgs(benchmark::internal::Benchmark* b) {

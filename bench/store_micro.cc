@@ -30,10 +30,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "idemkey/middleware/core.h"
+#include "idemkey/rules/fingerprint.h"
 #include "server/store/key_store.h"
-#include "server/store/record_codec.h"
-#include "server/store/rocksdb_backend.h"
+#include "server/store/rocksdb/record_codec.h"
+#include "server/store/rocksdb/rocksdb_backend.h"
 
 namespace {
 
@@ -260,7 +260,7 @@ void BM_Fingerprint(benchmark::State& state) {
   const std::string body(static_cast<size_t>(state.range(0)), 'b');
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        idemkey::middleware::Fingerprint("POST", "/v1/charges", body));
+        idemkey::rules::Fingerprint("POST", "/v1/charges", body));
   }
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }

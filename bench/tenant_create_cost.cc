@@ -27,7 +27,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/store/rocksdb_backend.h"
+#include "server/store/rocksdb/rocksdb_backend.h"
 
 ABSL_FLAG(int32_t, tenants, 1000, "number of tenants to create");
 ABSL_FLAG(int32_t, window, 5,
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     const std::string name = absl::StrFormat("tenant-%05d", i);
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<idemkey::store::TenantInfo> created =
-        (*backend)->CreateTenant(name);
+        (*backend)->CreateTenant(name, idemkey::store::CallOptions());
     ms[i] = std::chrono::duration<double, std::milli>(
                 std::chrono::steady_clock::now() - start)
                 .count();

@@ -5,7 +5,10 @@
 #                             to idemkeyd)
 #   bash scripts/dev.sh test  install packages, build, run every test: the
 #                             optimized build, then Debug with ASan+UBSan,
-#                             then the unit tests under ThreadSanitizer
+#                             then the unit tests under ThreadSanitizer, then
+#                             a clang build that checks lock annotations
+#                             (-Wthread-safety as errors) and runs the
+#                             fuzzers
 # Both are safe to run again: packages already there are not reinstalled and
 # builds are incremental.
 set -euo pipefail
@@ -18,6 +21,9 @@ PACKAGES=(
   libcpp-httplib-dev openssl
   systemd python3-yaml
   clang libclang-rt-14-dev
+  # Reruns compile only what changed, also in a fresh clone of the same
+  # sources (the cache lives in ~/.cache/ccache, outside the tree).
+  ccache
   # bench/: idemkey-bench's Redis target, compare.sh's Redis, growth.sh's plot
   libhiredis-dev redis-server gnuplot-nox
 )
@@ -41,7 +47,8 @@ install_packages() {
 build() {
   local dir=$1
   shift
-  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER_LAUNCHER=ccache "$@" \
+    >/dev/null
   ninja -C "$dir" -j"$(nproc)"
 }
 
@@ -66,6 +73,12 @@ case "${1:-}" in
     build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_TSAN=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
     (cd build-tsan && ctest -j"$(nproc)" --output-on-failure)
+    # Everything compiled by clang with -Wthread-safety as an error, and
+    # instrumented for the libFuzzer targets, which ctest then runs.
+    build build-clang -DCMAKE_CXX_COMPILER=clang++ \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_THREAD_SAFETY=ON \
+      -DIDEMKEY_FUZZ=ON -DIDEMKEY_BUILD_BENCH=OFF
+    (cd build-clang && ctest -j"$(nproc)" --output-on-failure)
     ;;
   *)
     echo "usage: bash scripts/dev.sh run [idemkeyd flags...] | test" >&2

@@ -1,7 +1,9 @@
 #include "server/api/key_calls.h"
 
+#include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
 
 namespace idemkey::api {
@@ -21,19 +23,55 @@ idemkey::v1::Outcome ToProto(store::ReserveOutcome outcome) {
   return idemkey::v1::OUTCOME_UNSPECIFIED;
 }
 
+// One op of a Batch, authorized and applied as its own call would be.
+absl::Status RunBatchOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
+                        AuthorizeTenant authorize,
+                        idemkey::v1::BatchResult* result,
+                        const store::CallOptions& options) {
+  absl::Status s;
+  switch (op.call_case()) {
+    case idemkey::v1::BatchOp::kReserve:
+      if (s = authorize(op.reserve().tenant()); !s.ok()) return s;
+      return Reserve(store, op.reserve(), result->mutable_reserve(), options);
+    case idemkey::v1::BatchOp::kComplete:
+      if (s = authorize(op.complete().tenant()); !s.ok()) return s;
+      return Complete(store, op.complete(), result->mutable_complete(),
+                      options);
+    case idemkey::v1::BatchOp::kRelease:
+      if (s = authorize(op.release().tenant()); !s.ok()) return s;
+      result->mutable_release();
+      return Release(store, op.release(), options);
+    case idemkey::v1::BatchOp::kHeartbeat:
+      if (s = authorize(op.heartbeat().tenant()); !s.ok()) return s;
+      return Heartbeat(store, op.heartbeat(), result->mutable_heartbeat(),
+                       options);
+    case idemkey::v1::BatchOp::kLookup:
+      if (s = authorize(op.lookup().tenant()); !s.ok()) return s;
+      return Lookup(store, op.lookup(), result->mutable_lookup(), options);
+    case idemkey::v1::BatchOp::CALL_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      "a batch op has no call; set one of reserve, complete, release, "
+      "heartbeat or lookup");
+}
+
 }  // namespace
 
 absl::Status Reserve(store::KeyStore& store,
                      const idemkey::v1::ReserveRequest& request,
-                     idemkey::v1::ReserveResponse* response) {
-  absl::StatusOr<store::ReserveResult> r = store.Reserve({
-      .tenant = request.tenant(),
-      .key = request.key(),
-      .fingerprint = request.fingerprint(),
-      .attempt_id = request.attempt_id(),
-      .lease_ms = DurationMillis(request.lease()),
-      .ttl_ms = DurationMillis(request.ttl()),
-  });
+                     idemkey::v1::ReserveResponse* response,
+                     const store::CallOptions& options) {
+  absl::StatusOr<store::ReserveResult> r = store.Reserve(
+      {
+          .tenant = request.tenant(),
+          .key = request.key(),
+          .fingerprint = request.fingerprint(),
+          .attempt_id = request.attempt_id(),
+          .lease_ms = DurationMillis(request.lease()),
+          .ttl_ms = DurationMillis(request.ttl()),
+      },
+      options);
   if (!r.ok()) return r.status();
   response->set_outcome(ToProto(r->outcome));
   if (r->outcome == store::ReserveOutcome::kOwner) {
@@ -53,27 +91,30 @@ absl::Status Reserve(store::KeyStore& store,
 
 absl::Status Complete(store::KeyStore& store,
                       const idemkey::v1::CompleteRequest& request,
-                      idemkey::v1::CompleteResponse* response) {
+                      idemkey::v1::CompleteResponse* response,
+                      const store::CallOptions& options) {
   absl::StatusOr<int64_t> expires_ms =
       store.Complete(request.tenant(), request.key(), request.fencing_token(),
-                     request.response());
+                     request.response(), options);
   if (!expires_ms.ok()) return expires_ms.status();
   *response->mutable_expires_at() = ToTimestamp(*expires_ms);
   return absl::OkStatus();
 }
 
 absl::Status Release(store::KeyStore& store,
-                     const idemkey::v1::ReleaseRequest& request) {
-  return store.Release(request.tenant(), request.key(),
-                       request.fencing_token());
+                     const idemkey::v1::ReleaseRequest& request,
+                     const store::CallOptions& options) {
+  return store.Release(request.tenant(), request.key(), request.fencing_token(),
+                       options);
 }
 
 absl::Status Heartbeat(store::KeyStore& store,
                        const idemkey::v1::HeartbeatRequest& request,
-                       idemkey::v1::HeartbeatResponse* response) {
+                       idemkey::v1::HeartbeatResponse* response,
+                       const store::CallOptions& options) {
   absl::StatusOr<int64_t> lease_expires_ms =
       store.Heartbeat(request.tenant(), request.key(), request.fencing_token(),
-                      DurationMillis(request.lease()));
+                      DurationMillis(request.lease()), options);
   if (!lease_expires_ms.ok()) return lease_expires_ms.status();
   *response->mutable_lease_expires_at() = ToTimestamp(*lease_expires_ms);
   return absl::OkStatus();
@@ -81,11 +122,37 @@ absl::Status Heartbeat(store::KeyStore& store,
 
 absl::Status Lookup(store::KeyStore& store,
                     const idemkey::v1::LookupRequest& request,
-                    idemkey::v1::LookupResponse* response) {
+                    idemkey::v1::LookupResponse* response,
+                    const store::CallOptions& options) {
   absl::StatusOr<store::Record> record =
-      store.Lookup(request.tenant(), request.key());
+      store.Lookup(request.tenant(), request.key(), options);
   if (!record.ok()) return record.status();
   *response->mutable_record() = ToProto(std::move(*record));
+  return absl::OkStatus();
+}
+
+absl::Status Batch(store::KeyStore& store,
+                   const idemkey::v1::BatchRequest& request,
+                   AuthorizeTenant authorize,
+                   idemkey::v1::BatchResponse* response,
+                   const store::CallOptions& options) {
+  if (request.ops_size() > kMaxBatchOps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a batch carries at most ", kMaxBatchOps, " ops, not ",
+                     request.ops_size(), "; split it"));
+  }
+  for (int i = response->results_size(); i < request.ops_size(); ++i) {
+    idemkey::v1::BatchResult result;
+    absl::Status s =
+        RunBatchOp(store, request.ops(i), authorize, &result, options);
+    if (store::IsWouldBlock(s)) return s;  // resumes at this op
+    if (!s.ok()) {
+      result.clear_response();
+      result.set_code(static_cast<int32_t>(s.code()));
+      result.set_message(std::string(s.message()));
+    }
+    response->add_results()->Swap(&result);
+  }
   return absl::OkStatus();
 }
 

@@ -2,34 +2,69 @@
 //
 // The one translation between the wire messages and the state machine,
 // shared by the gRPC service of idemkeyd and by the in-process test double of
-// the client library, so the two answer alike:
+// the client library (idemkey::testing), so the two answer alike:
 //
 //   idemkey::v1::ReserveResponse resp;
 //   absl::Status s = api::Reserve(store, request, &resp);
+//
+// Every call takes store::CallOptions. With may_wait_for_io false a call may
+// answer store::WouldBlockError() having changed nothing, in the store or in
+// `*response`; the caller then runs it again, from the start, with
+// may_wait_for_io true (server/service/store_call.h).
+//
+// Thread-safe as the KeyStore is; requests and responses belong to the
+// caller and are used only during the call.
 
 #ifndef IDEMKEY_SERVER_API_KEY_CALLS_H_
 #define IDEMKEY_SERVER_API_KEY_CALLS_H_
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "idemkey/v1/idemkey.pb.h"
+#include "server/store/call_options.h"
 #include "server/store/key_store.h"
 
 namespace idemkey::api {
 
 absl::Status Reserve(store::KeyStore& store,
                      const idemkey::v1::ReserveRequest& request,
-                     idemkey::v1::ReserveResponse* response);
+                     idemkey::v1::ReserveResponse* response,
+                     const store::CallOptions& options = {});
 absl::Status Complete(store::KeyStore& store,
                       const idemkey::v1::CompleteRequest& request,
-                      idemkey::v1::CompleteResponse* response);
+                      idemkey::v1::CompleteResponse* response,
+                      const store::CallOptions& options = {});
 absl::Status Release(store::KeyStore& store,
-                     const idemkey::v1::ReleaseRequest& request);
+                     const idemkey::v1::ReleaseRequest& request,
+                     const store::CallOptions& options = {});
 absl::Status Heartbeat(store::KeyStore& store,
                        const idemkey::v1::HeartbeatRequest& request,
-                       idemkey::v1::HeartbeatResponse* response);
+                       idemkey::v1::HeartbeatResponse* response,
+                       const store::CallOptions& options = {});
 absl::Status Lookup(store::KeyStore& store,
                     const idemkey::v1::LookupRequest& request,
-                    idemkey::v1::LookupResponse* response);
+                    idemkey::v1::LookupResponse* response,
+                    const store::CallOptions& options = {});
+
+// Ops a Batch may carry.
+inline constexpr int kMaxBatchOps = 1000;
+
+// May the caller touch this tenant's records? OK or the refusal.
+using AuthorizeTenant = absl::FunctionRef<absl::Status(absl::string_view)>;
+
+// Each op of `request`, authorized and applied exactly as its own call
+// would be, in order, its result (or error) appended to `response`.
+//
+// Resumable: when an op answers WouldBlockError, Batch returns it with the
+// ops before it answered in `response`; called again with the same
+// `response` it goes on from the first op without a result, so every op
+// runs once. The call itself fails only for a malformed batch.
+absl::Status Batch(store::KeyStore& store,
+                   const idemkey::v1::BatchRequest& request,
+                   AuthorizeTenant authorize,
+                   idemkey::v1::BatchResponse* response,
+                   const store::CallOptions& options = {});
 
 }  // namespace idemkey::api
 

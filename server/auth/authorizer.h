@@ -24,6 +24,7 @@ namespace idemkey::auth {
 
 using ClientMetadata = std::multimap<grpc::string_ref, grpc::string_ref>;
 
+// Thread-safe (it only reads the TokenTable, which is).
 class Authorizer {
  public:
   // `tokens` is not owned; nullptr turns auth off.

@@ -21,14 +21,15 @@
 #define IDEMKEY_SERVER_AUTH_TOKEN_TABLE_H_
 
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "idemkey/sync/mutex.h"
 
 namespace idemkey::auth {
 
@@ -63,8 +64,9 @@ class TokenTable {
       const std::string& path);
 
   const std::string path_;
-  mutable std::mutex mu_;
-  std::shared_ptr<const Entries> entries_;  // guarded by mu_ (the pointer)
+  mutable sync::Mutex mu_;
+  // The pointer is guarded; the table it points to never changes.
+  std::shared_ptr<const Entries> entries_ ABSL_GUARDED_BY(mu_);
 };
 
 // Hex SHA-256 of `token`: what a tokens-file line holds.

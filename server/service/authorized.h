@@ -1,12 +1,15 @@
 // authorized.h — put the bearer-token check in front of a call's work.
 //
-//   return StartStoreCall(ctx, pool_, store_,
-//                         ForTenantOf(auth_, ctx, req->tenant(), [=] {
-//                           return api::Reserve(*store_, *req, resp);
-//                         }));
+//   return StartStoreCall(
+//       ctx, pool_, store_,
+//       ForTenantOf(auth_, ctx, req->tenant(),
+//                   [=](const store::CallOptions& options) {
+//                     return api::Reserve(*store_, *req, resp, options);
+//                   }));
 //
 // The check runs first, as part of the call's work, so a refused call never
-// reaches the store and is finished (and counted) like any other.
+// reaches the store and is finished (and counted) like any other. The
+// wrapper passes its arguments on to `work` (a store call's CallOptions).
 
 #ifndef IDEMKEY_SERVER_SERVICE_AUTHORIZED_H_
 #define IDEMKEY_SERVER_SERVICE_AUTHORIZED_H_
@@ -24,12 +27,13 @@ namespace idemkey::service {
 template <typename Work>
 auto ForTenantOf(const auth::Authorizer* auth, grpc::CallbackServerContext* ctx,
                  const std::string& tenant, Work work) {
-  return [auth, ctx, &tenant, work = std::move(work)]() mutable {
+  return [auth, ctx, &tenant,
+          work = std::move(work)](const auto&... args) mutable {
     if (absl::Status s = auth->ForTenant(ctx->client_metadata(), tenant);
         !s.ok()) {
       return s;
     }
-    return absl::Status(work());
+    return absl::Status(work(args...));
   };
 }
 
@@ -37,11 +41,11 @@ auto ForTenantOf(const auth::Authorizer* auth, grpc::CallbackServerContext* ctx,
 template <typename Work>
 auto ForAdmin(const auth::Authorizer* auth, grpc::CallbackServerContext* ctx,
               Work work) {
-  return [auth, ctx, work = std::move(work)]() mutable {
+  return [auth, ctx, work = std::move(work)](const auto&... args) mutable {
     if (absl::Status s = auth->ForAdmin(ctx->client_metadata()); !s.ok()) {
       return s;
     }
-    return absl::Status(work());
+    return absl::Status(work(args...));
   };
 }
 

@@ -7,6 +7,8 @@
 // KeyStore: on the gRPC callback thread when that needs no disk I/O, else on
 // `pool` (store_call.h); the answer goes out once it is durable. Ping
 // answers inline and needs no token.
+//
+// Thread-safe: gRPC calls it from many threads at once.
 
 #ifndef IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
 #define IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
@@ -48,15 +50,7 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
                                   const idemkey::v1::BatchRequest* req,
                                   idemkey::v1::BatchResponse* resp) override;
 
-  // Ops a Batch may carry.
-  static constexpr int kMaxBatchOps = 1000;
-
  private:
-  // One op of a Batch, authorized and applied as its own call would be.
-  absl::Status RunBatchOp(grpc::CallbackServerContext* ctx,
-                          const idemkey::v1::BatchOp& op,
-                          idemkey::v1::BatchResult* result);
-
   store::KeyStore* const store_;
   util::ThreadPool* const pool_;
   const auth::Authorizer* const auth_;

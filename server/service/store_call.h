@@ -1,48 +1,62 @@
-// store_call.h — run a unary call's store work, and answer only once what it
-// wrote or read is durable.
+// store_call.h — run a call's store work without blocking gRPC's threads,
+// and answer only once what it wrote or read is durable.
 //
 //   grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx,
 //                                    const LookupRequest* req,
 //                                    LookupResponse* resp) override {
 //     return StartStoreCall(ctx, pool_, store_,
-//                           [=] { return api::Lookup(*store_, *req, resp); });
+//                           [=](const store::CallOptions& options) {
+//                             return api::Lookup(*store_, *req, resp, options);
+//                           });
 //   }
 //
-// StartStoreCall runs `work` at once on the gRPC callback thread, inside a
-// NonBlockingScope: most calls find their record in memory and write to the
-// WAL's page cache, so they need no thread hop. When the store would have to
-// wait for the disk it refuses (IsWouldBlock) without changing anything, and
-// `work` runs again on `pool`, whose threads may block. RunOnPool always
-// uses the pool (scans, tenant creation, checkpoints).
+// RunStoreWork runs `work` at once on the calling (gRPC callback) thread
+// with may_wait_for_io false: most calls find their record in memory and
+// write to the WAL's page cache, so they need no thread hop. When the store
+// would have to wait for the disk it answers WouldBlockError, and `work`
+// runs again on `pool`, whose threads may block, with may_wait_for_io true.
+// RunOnPool always uses the pool (scans, tenant admin, checkpoints).
 //
-// Either way the call is finished from KeyStore::WhenDurable, so a client
+// The rerun contract: `work` may run twice, and the second run starts from
+// the beginning. A run that answers WouldBlockError has changed nothing in
+// the store (call_options.h), but it may have filled part of the response:
+// `work` must either fill the response only on success, or resume from what
+// the first run left there (api::Batch resumes at the first op without a
+// result). `work` must not touch the request or the response after it
+// returned. tests/unit/server/service/store_call_test.cc holds it to this.
+//
+// StartStoreCall finishes the call from KeyStore::WhenDurable, so a client
 // never hears of a write, or of a state it read, that a crash could undo;
 // the WAL sync is shared by every call waiting for it.
-//
-// `work` returns the call's status and may run twice, so it must fill the
-// response only when it succeeds; it must not touch the request or the
-// response after returning.
 
 #ifndef IDEMKEY_SERVER_SERVICE_STORE_CALL_H_
 #define IDEMKEY_SERVER_SERVICE_STORE_CALL_H_
 
-#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
-#include "server/store/blocking.h"
+#include "idemkey/rules/status.h"
+#include "server/store/call_options.h"
 #include "server/store/key_store.h"
 #include "server/util/thread_pool.h"
 
 namespace idemkey::service {
 
-// absl and gRPC share the canonical code numbers.
-inline grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
+// `work(const store::CallOptions&)` returns the call's status; `done(status)`
+// gets the status of the run that went to its end. When the pool no longer
+// takes work (idemkeyd is shutting down), `refused()` runs instead.
+template <typename Work, typename Done, typename Refused>
+void RunStoreWork(util::ThreadPool* pool, Work work, Done done,
+                  Refused refused) {
+  absl::Status result = work(store::CallOptions{.may_wait_for_io = false});
+  if (!store::IsWouldBlock(result)) return done(std::move(result));
+  const bool queued =
+      pool->Submit([work = std::move(work), done = std::move(done)]() mutable {
+        done(work(store::CallOptions{.may_wait_for_io = true}));
+      });
+  if (!queued) refused();
 }
 
 namespace internal {
@@ -62,21 +76,13 @@ inline void FinishWhenDurable(grpc::ServerUnaryReactor* reactor,
                              "retry: ",
                              durable.message()));
         }
-        reactor->Finish(ToGrpcStatus(result));
+        reactor->Finish(rules::ToGrpcStatus(result));
       });
 }
 
-template <typename Work>
-void FinishOnPool(grpc::ServerUnaryReactor* reactor, util::ThreadPool* pool,
-                  store::KeyStore* store, Work work) {
-  const bool queued =
-      pool->Submit([reactor, store, work = std::move(work)]() mutable {
-        FinishWhenDurable(reactor, store, work());
-      });
-  if (!queued) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                 "idemkeyd is shutting down; retry"));
-  }
+inline void FinishShuttingDown(grpc::ServerUnaryReactor* reactor) {
+  reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               "idemkeyd is shutting down; retry"));
 }
 
 }  // namespace internal
@@ -86,25 +92,26 @@ grpc::ServerUnaryReactor* StartStoreCall(grpc::CallbackServerContext* ctx,
                                          util::ThreadPool* pool,
                                          store::KeyStore* store, Work work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status result;
-  {
-    store::NonBlockingScope no_io;
-    result = work();
-  }
-  if (store::IsWouldBlock(result)) {
-    internal::FinishOnPool(reactor, pool, store, std::move(work));
-  } else {
-    internal::FinishWhenDurable(reactor, store, std::move(result));
-  }
+  RunStoreWork(
+      pool, std::move(work),
+      [reactor, store](absl::Status result) {
+        internal::FinishWhenDurable(reactor, store, std::move(result));
+      },
+      [reactor] { internal::FinishShuttingDown(reactor); });
   return reactor;
 }
 
+// `work()` takes no CallOptions: it always may wait.
 template <typename Work>
 grpc::ServerUnaryReactor* RunOnPool(grpc::CallbackServerContext* ctx,
                                     util::ThreadPool* pool,
                                     store::KeyStore* store, Work work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  internal::FinishOnPool(reactor, pool, store, std::move(work));
+  const bool queued =
+      pool->Submit([reactor, store, work = std::move(work)]() mutable {
+        internal::FinishWhenDurable(reactor, store, work());
+      });
+  if (!queued) internal::FinishShuttingDown(reactor);
   return reactor;
 }
 

@@ -1,14 +1,28 @@
 #include "server/store/backend.h"
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace idemkey::store {
+namespace {
+
+// Marks UnknownTenantError, so that a missing tenant is told from a missing
+// record (both NOT_FOUND to the client).
+constexpr char kUnknownTenantPayload[] = "idemkey.store/unknown-tenant";
+
+}  // namespace
 
 absl::Status UnknownTenantError(absl::string_view tenant) {
-  return absl::NotFoundError(absl::StrCat(
+  absl::Status s = absl::NotFoundError(absl::StrCat(
       "tenant \"", tenant,
       "\" does not exist; create it (admin CreateTenant, `idemctl tenants "
       "create`) or run idemkeyd with --auto_create_tenants"));
+  s.SetPayload(kUnknownTenantPayload, absl::Cord());
+  return s;
+}
+
+bool IsUnknownTenant(const absl::Status& status) {
+  return status.GetPayload(kUnknownTenantPayload).has_value();
 }
 
 absl::Status TenantCapError(absl::string_view tenant, size_t max_tenants) {

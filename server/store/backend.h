@@ -1,8 +1,9 @@
 // backend.h — what the state machine needs from a storage engine.
 //
 // KeyStore (key_store.h) owns the semantics; a Backend owns bytes on disk (or
-// in memory, or on a distributed engine) and nothing else. It knows tenants,
-// keys and Records, and gives three guarantees:
+// in memory, or on a database server) and nothing else: it persists what the
+// transitions (transitions.h) decided. It knows tenants, keys and Records,
+// and gives four guarantees:
 //   1. Update is atomic per (tenant, key): no other Update of the same key runs
 //      between its read and its write.
 //   2. Once Update or Get has returned, the callback of a WhenDurable called
@@ -12,17 +13,22 @@
 //      so no client learns of a write a crash could still undo.
 //   3. NextFencingToken never returns the same value twice, across restarts
 //      and crashes, and its values grow.
-// On a thread inside a NonBlockingScope (blocking.h), every call that would
-// wait for I/O returns WouldBlockError() instead, having changed nothing.
+//   4. With CallOptions::may_wait_for_io false, a call that would wait for
+//      I/O returns WouldBlockError() instead, having changed nothing.
 // Expiry is not the backend's business: it returns expired records like any
-// other and the KeyStore treats them as absent.
+// other and the KeyStore treats them as absent. A missing tenant is always
+// UnknownTenantError (IsUnknownTenant), never a plain NOT_FOUND.
 //
-//   backend->Update("acme", "k1", [&](std::optional<Record>& r)
-//                                     -> absl::StatusOr<WriteAction> {
-//     if (r) return WriteAction::kNone;
-//     r.emplace();  // fill it in
-//     return WriteAction::kPut;
-//   });
+// Thread-safe: every method may be called from any number of threads at
+// once. Views passed in (string_view) are only read during the call.
+//
+//   backend->Update("acme", "k1", CallOptions(),
+//                   [&](std::optional<Record>& r)
+//                       -> absl::StatusOr<WriteAction> {
+//                     if (r) return WriteAction::kNone;
+//                     r.emplace();  // fill it in
+//                     return WriteAction::kPut;
+//                   });
 
 #ifndef IDEMKEY_SERVER_STORE_BACKEND_H_
 #define IDEMKEY_SERVER_STORE_BACKEND_H_
@@ -38,6 +44,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/store/call_options.h"
 #include "server/store/record.h"
 
 namespace idemkey::store {
@@ -92,7 +99,10 @@ class Backend {
   // Called with the stored record (nullopt when absent); may change or replace
   // it and says what to write. An error status aborts the Update unwritten.
   // Runs while the key is locked: it must not call Update itself, but may
-  // call NextFencingToken.
+  // call NextFencingToken (KeyStore issues a key's new token under the key's
+  // lock, so that the key's tokens grow). It may run more than once per
+  // Update only if the backend retries internally; it must not keep state
+  // across runs.
   using UpdateFn =
       absl::FunctionRef<absl::StatusOr<WriteAction>(std::optional<Record>&)>;
   // Called for each record of a Scan in key order; return false to stop.
@@ -103,14 +113,15 @@ class Backend {
   // Atomic read-modify-write of one record. NOT_FOUND when the tenant does
   // not exist; otherwise the status of `fn` or of the write.
   virtual absl::Status Update(absl::string_view tenant, absl::string_view key,
-                              UpdateFn fn) = 0;
+                              const CallOptions& options, UpdateFn fn) = 0;
 
   // The stored record, or nullopt. NOT_FOUND when the tenant does not exist.
-  virtual absl::StatusOr<std::optional<Record>> Get(absl::string_view tenant,
-                                                    absl::string_view key) = 0;
+  virtual absl::StatusOr<std::optional<Record>> Get(
+      absl::string_view tenant, absl::string_view key,
+      const CallOptions& options) = 0;
 
   // Visits records whose key starts with `prefix`, from the first key >=
-  // `start` on. NOT_FOUND when the tenant does not exist.
+  // `start` on. NOT_FOUND when the tenant does not exist. May wait for I/O.
   virtual absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
                             absl::string_view start, ScanFn fn) = 0;
 
@@ -124,13 +135,17 @@ class Backend {
   }
 
   // A fencing token never returned before (guarantee 3).
-  virtual absl::StatusOr<uint64_t> NextFencingToken() = 0;
+  virtual absl::StatusOr<uint64_t> NextFencingToken(
+      const CallOptions& options) = 0;
 
   // ALREADY_EXISTS when it exists; RESOURCE_EXHAUSTED past the tenant cap.
   // The name must already be valid (ValidateTenantName).
-  virtual absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name) = 0;
-  // Deletes the tenant and all its records. NOT_FOUND when absent.
-  virtual absl::Status DropTenant(absl::string_view name) = 0;
+  virtual absl::StatusOr<TenantInfo> CreateTenant(
+      absl::string_view name, const CallOptions& options) = 0;
+  // Deletes the tenant and all its records. UnknownTenantError when absent.
+  // Other tenants' calls go on meanwhile.
+  virtual absl::Status DropTenant(absl::string_view name,
+                                  const CallOptions& options) = 0;
   // Every tenant, in name order.
   virtual std::vector<TenantInfo> ListTenants() = 0;
 
@@ -152,8 +167,10 @@ class Backend {
 };
 
 // The errors every backend gives for an unknown tenant and at its tenant cap,
-// so that callers see one wording whatever the engine.
+// so that callers see one wording whatever the engine. UnknownTenantError is
+// NOT_FOUND marked so that IsUnknownTenant tells it from "no such record".
 absl::Status UnknownTenantError(absl::string_view tenant);
+bool IsUnknownTenant(const absl::Status& status);
 absl::Status TenantCapError(absl::string_view tenant, size_t max_tenants);
 
 }  // namespace idemkey::store

@@ -1,10 +1,12 @@
-// key_store.h — the idempotency state machine of SPEC.md "Record life".
+// key_store.h — the idempotency state machine (docs/semantics.md, "Record
+// life") over a storage engine.
 //
-// KeyStore validates every input against Limits, decides each transition
-// (ABSENT -> IN_PROGRESS -> COMPLETED -> expired) with the time of its Clock,
-// and persists through a Backend, which makes each transition atomic per key.
-// It knows nothing of gRPC or RocksDB: idemkeyd serves it over gRPC, and any
-// backend (RocksDbBackend, MemoryBackend) runs the same rules.
+// KeyStore validates every input against rules::Limits, runs the transition
+// of each call (transitions.h: ABSENT -> IN_PROGRESS -> COMPLETED -> expired)
+// with the time of its Clock, and persists its decision through a Backend,
+// which makes each transition atomic per key. It knows nothing of gRPC or of
+// any engine: idemkeyd serves it over gRPC, and every backend (RocksDbBackend,
+// MemoryBackend) runs the same rules.
 //
 //   MemoryBackend backend;
 //   KeyStore store(&backend, KeyStoreOptions{});
@@ -14,6 +16,9 @@
 //     ... run the request ...
 //     store.Complete("acme", "k1", r->fencing_token, std::move(response));
 //   }
+//
+// Every call takes CallOptions (call_options.h): with may_wait_for_io false
+// it answers WouldBlockError() instead of waiting, having changed nothing.
 //
 // Thread-safe. Error codes: INVALID_ARGUMENT (bad input), NOT_FOUND (unknown
 // tenant or no live record), ABORTED (the token no longer holds the lease),
@@ -30,21 +35,25 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "idemkey/rules/limits.h"
 #include "server/store/backend.h"
+#include "server/store/call_options.h"
 #include "server/store/clock.h"
-#include "server/store/limits.h"
 #include "server/store/record.h"
+#include "server/store/transitions.h"
 
 namespace idemkey::store {
 
 struct KeyStoreOptions {
-  Limits limits;
+  rules::Limits limits;
   // Reserve creates an unknown tenant instead of answering NOT_FOUND.
   bool auto_create_tenants = true;
   // Not owned; must outlive the KeyStore.
   const Clock* clock = SystemClock::Get();
 };
 
+// Views into the caller's strings, which must outlive the Reserve call (and
+// only the call).
 struct ReserveArgs {
   absl::string_view tenant;
   absl::string_view key;
@@ -54,16 +63,7 @@ struct ReserveArgs {
   int64_t ttl_ms = 0;    // 0: Limits::default_ttl_ms
 };
 
-enum class ReserveOutcome { kOwner, kInProgress, kCompleted, kMismatch };
-
-struct ReserveResult {
-  ReserveOutcome outcome = ReserveOutcome::kMismatch;
-  uint64_t fencing_token = 0;            // kOwner
-  int64_t lease_expires_ms = 0;          // kOwner, kInProgress
-  int64_t expires_ms = 0;                // all but kMismatch
-  idemkey::v1::StoredResponse response;  // kCompleted
-};
-
+// Views, like ReserveArgs: valid for the ListRecords call only.
 struct ListQuery {
   absl::string_view tenant;
   absl::string_view key_prefix;
@@ -86,26 +86,30 @@ class KeyStore {
   KeyStore(const KeyStore&) = delete;
   KeyStore& operator=(const KeyStore&) = delete;
 
-  const Limits& limits() const { return options_.limits; }
+  const rules::Limits& limits() const { return options_.limits; }
 
-  absl::StatusOr<ReserveResult> Reserve(const ReserveArgs& args);
+  absl::StatusOr<ReserveResult> Reserve(
+      const ReserveArgs& args, const CallOptions& options = CallOptions());
   // Returns when the completed record expires. Completing again with the
   // token that completed it is OK (a retry whose reply was lost); the first
   // stored response stays.
   absl::StatusOr<int64_t> Complete(absl::string_view tenant,
                                    absl::string_view key,
                                    uint64_t fencing_token,
-                                   idemkey::v1::StoredResponse response);
+                                   idemkey::v1::StoredResponse response,
+                                   const CallOptions& options = CallOptions());
   absl::Status Release(absl::string_view tenant, absl::string_view key,
-                       uint64_t fencing_token);
+                       uint64_t fencing_token,
+                       const CallOptions& options = CallOptions());
   // Returns the new lease expiry. `lease_ms` 0: the default lease.
   absl::StatusOr<int64_t> Heartbeat(absl::string_view tenant,
                                     absl::string_view key,
-                                    uint64_t fencing_token, int64_t lease_ms);
-  absl::StatusOr<Record> Lookup(absl::string_view tenant,
-                                absl::string_view key);
+                                    uint64_t fencing_token, int64_t lease_ms,
+                                    const CallOptions& options = CallOptions());
+  absl::StatusOr<Record> Lookup(absl::string_view tenant, absl::string_view key,
+                                const CallOptions& options = CallOptions());
 
-  // Admin.
+  // Admin. These may wait for I/O.
   absl::StatusOr<RecordPage> ListRecords(const ListQuery& query);
   absl::Status DeleteRecord(absl::string_view tenant, absl::string_view key);
   absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name);
@@ -127,10 +131,14 @@ class KeyStore {
  private:
   absl::Status ValidateTenantAndKey(absl::string_view tenant,
                                     absl::string_view key) const;
-  // Update that first creates the tenant when auto-create is on.
-  absl::Status UpdateCreatingTenant(absl::string_view tenant,
-                                    absl::string_view key,
-                                    Backend::UpdateFn fn);
+  // Runs `decide` (a transition of transitions.h, given the stored record)
+  // inside Backend::Update and persists what it decided; on success `*answer`
+  // is its answer. With `create_tenant`, an unknown tenant is created first
+  // when auto-create is on.
+  template <typename Answer, typename Decide>
+  absl::Status Apply(absl::string_view tenant, absl::string_view key,
+                     const CallOptions& options, bool create_tenant,
+                     Decide decide, Answer* answer);
 
   Backend* const backend_;
   const KeyStoreOptions options_;

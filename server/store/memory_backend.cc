@@ -9,8 +9,10 @@ MemoryBackend::MemoryBackend(size_t max_tenants, const Clock* clock)
     : max_tenants_(max_tenants), clock_(clock) {}
 
 absl::Status MemoryBackend::Update(absl::string_view tenant,
-                                   absl::string_view key, UpdateFn fn) {
-  std::lock_guard<std::mutex> lock(mu_);
+                                   absl::string_view key,
+                                   const CallOptions& /*options*/,
+                                   UpdateFn fn) {
+  sync::MutexLock lock(&mu_);
   auto t = tenants_.find(tenant);
   if (t == tenants_.end()) return UnknownTenantError(tenant);
   auto& records = t->second.records;
@@ -34,8 +36,9 @@ absl::Status MemoryBackend::Update(absl::string_view tenant,
 }
 
 absl::StatusOr<std::optional<Record>> MemoryBackend::Get(
-    absl::string_view tenant, absl::string_view key) {
-  std::lock_guard<std::mutex> lock(mu_);
+    absl::string_view tenant, absl::string_view key,
+    const CallOptions& /*options*/) {
+  sync::MutexLock lock(&mu_);
   auto t = tenants_.find(tenant);
   if (t == tenants_.end()) return UnknownTenantError(tenant);
   auto it = t->second.records.find(key);
@@ -46,7 +49,7 @@ absl::StatusOr<std::optional<Record>> MemoryBackend::Get(
 absl::Status MemoryBackend::Scan(absl::string_view tenant,
                                  absl::string_view prefix,
                                  absl::string_view start, ScanFn fn) {
-  std::lock_guard<std::mutex> lock(mu_);
+  sync::MutexLock lock(&mu_);
   auto t = tenants_.find(tenant);
   if (t == tenants_.end()) return UnknownTenantError(tenant);
   const auto& records = t->second.records;
@@ -57,12 +60,14 @@ absl::Status MemoryBackend::Scan(absl::string_view tenant,
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> MemoryBackend::NextFencingToken() {
+absl::StatusOr<uint64_t> MemoryBackend::NextFencingToken(
+    const CallOptions& /*options*/) {
   return ++last_token_;
 }
 
-absl::StatusOr<TenantInfo> MemoryBackend::CreateTenant(absl::string_view name) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::StatusOr<TenantInfo> MemoryBackend::CreateTenant(
+    absl::string_view name, const CallOptions& /*options*/) {
+  sync::MutexLock lock(&mu_);
   if (tenants_.count(name) > 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("tenant \"", name, "\" already exists"));
@@ -74,8 +79,9 @@ absl::StatusOr<TenantInfo> MemoryBackend::CreateTenant(absl::string_view name) {
   return info;
 }
 
-absl::Status MemoryBackend::DropTenant(absl::string_view name) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status MemoryBackend::DropTenant(absl::string_view name,
+                                       const CallOptions& /*options*/) {
+  sync::MutexLock lock(&mu_);
   auto t = tenants_.find(name);
   if (t == tenants_.end()) return UnknownTenantError(name);
   tenants_.erase(t);
@@ -83,7 +89,7 @@ absl::Status MemoryBackend::DropTenant(absl::string_view name) {
 }
 
 std::vector<TenantInfo> MemoryBackend::ListTenants() {
-  std::lock_guard<std::mutex> lock(mu_);
+  sync::MutexLock lock(&mu_);
   std::vector<TenantInfo> out;
   for (const auto& [name, tenant] : tenants_) {
     out.push_back({name, tenant.created_ms});
@@ -92,7 +98,7 @@ std::vector<TenantInfo> MemoryBackend::ListTenants() {
 }
 
 absl::StatusOr<BackendStats> MemoryBackend::Stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  sync::MutexLock lock(&mu_);
   BackendStats stats;
   stats.max_tenants = max_tenants_;
   for (const auto& [name, tenant] : tenants_) {

@@ -2,7 +2,10 @@
 //
 // For tests and for app developers who want the real KeyStore rules without a
 // running idemkeyd. Nothing survives the object; fencing tokens start at 1.
-// One mutex guards everything: correct, not fast.
+// One mutex guards everything: correct, not fast. Never waits for I/O, so
+// CallOptions change nothing here.
+//
+// Thread-safe.
 //
 //   MemoryBackend backend(/*max_tenants=*/100);
 //   KeyStore store(&backend, KeyStoreOptions{});
@@ -12,9 +15,10 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "idemkey/sync/mutex.h"
 #include "server/store/backend.h"
 #include "server/store/clock.h"
 
@@ -27,14 +31,18 @@ class MemoryBackend final : public Backend {
                          const Clock* clock = SystemClock::Get());
 
   absl::Status Update(absl::string_view tenant, absl::string_view key,
-                      UpdateFn fn) override;
-  absl::StatusOr<std::optional<Record>> Get(absl::string_view tenant,
-                                            absl::string_view key) override;
+                      const CallOptions& options, UpdateFn fn) override;
+  absl::StatusOr<std::optional<Record>> Get(
+      absl::string_view tenant, absl::string_view key,
+      const CallOptions& options) override;
   absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
                     absl::string_view start, ScanFn fn) override;
-  absl::StatusOr<uint64_t> NextFencingToken() override;
-  absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name) override;
-  absl::Status DropTenant(absl::string_view name) override;
+  absl::StatusOr<uint64_t> NextFencingToken(
+      const CallOptions& options) override;
+  absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name,
+                                          const CallOptions& options) override;
+  absl::Status DropTenant(absl::string_view name,
+                          const CallOptions& options) override;
   std::vector<TenantInfo> ListTenants() override;
   absl::StatusOr<BackendStats> Stats() override;
   absl::StatusOr<CompactionResult> Compact(absl::string_view tenant) override;
@@ -49,8 +57,8 @@ class MemoryBackend final : public Backend {
   const size_t max_tenants_;
   const Clock* const clock_;
   std::atomic<uint64_t> last_token_{0};
-  std::mutex mu_;
-  std::map<std::string, Tenant, std::less<>> tenants_;  // guarded by mu_
+  sync::Mutex mu_;
+  std::map<std::string, Tenant, std::less<>> tenants_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace idemkey::store

@@ -10,15 +10,18 @@
 #ifndef IDEMKEY_SERVER_UTIL_THREAD_POOL_H_
 #define IDEMKEY_SERVER_UTIL_THREAD_POOL_H_
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "idemkey/sync/mutex.h"
+
 namespace idemkey::util {
 
+// Thread-safe: Submit and Shutdown may be called from any thread, also from
+// a task (but Shutdown not from a task, which it would wait for).
 class ThreadPool {
  public:
   explicit ThreadPool(size_t threads);
@@ -37,11 +40,11 @@ class ThreadPool {
  private:
   void Work();
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
-  std::vector<std::thread> threads_;
+  sync::Mutex mu_;
+  sync::CondVar cv_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;  // set by the constructor only
 };
 
 }  // namespace idemkey::util

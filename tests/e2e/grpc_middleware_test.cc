@@ -279,7 +279,8 @@ TEST_F(GrpcMiddlewareTest, FirstCallRunsHandlerAndRetriesReplayIt) {
   }
   EXPECT_EQ(runs(), 1);
 
-  // Stored as SPEC says: gRPC code, metadata as headers, response bytes.
+  // Stored as docs/semantics.md says: gRPC code, metadata as headers, response
+  // bytes.
   auto l = client().Lookup("acme", "order-1");
   ASSERT_TRUE(l.status.ok()) << l.status.error_message();
   EXPECT_EQ(l.reply.record().response().status_code(), 0);

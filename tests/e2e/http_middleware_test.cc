@@ -1,5 +1,5 @@
 // The HTTP middleware (cpp-httplib adapter) in real app servers, against a
-// real idemkeyd: SPEC.md "Middleware semantics", row by row.
+// real idemkeyd: docs/semantics.md, "Middleware", row by row.
 
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,4 +1,4 @@
-// Each transition of SPEC.md "Record life", against a real idemkeyd.
+// Each transition of docs/semantics.md, "Record life", against a real idemkeyd.
 
 #include <chrono>
 #include <thread>

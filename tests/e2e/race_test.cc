@@ -1,5 +1,5 @@
-// Many threads, one key: SPEC's "exactly one OWNER" under real concurrency,
-// through gRPC to a real idemkeyd.
+// Many threads, one key: docs/semantics.md's "exactly one OWNER" under real
+// concurrency, through gRPC to a real idemkeyd.
 
 #include <chrono>
 #include <condition_variable>

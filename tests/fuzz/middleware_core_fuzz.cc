@@ -21,9 +21,9 @@
 #include <string>
 
 #include "idemkey/middleware/core.h"
-#include "idemkey/middleware/in_process_key_service.h"
-#include "server/store/limits.h"
-#include "server/store/validation.h"
+#include "idemkey/rules/limits.h"
+#include "idemkey/rules/validation.h"
+#include "idemkey/testing/in_process_key_service.h"
 
 namespace {
 
@@ -31,9 +31,9 @@ using idemkey::middleware::Action;
 using idemkey::middleware::Decision;
 using idemkey::middleware::IdempotencyCore;
 using idemkey::middleware::IncomingRequest;
-using idemkey::middleware::InProcessKeyService;
 using idemkey::middleware::MiddlewareOptions;
 using idemkey::middleware::RejectReason;
+using idemkey::testing::InProcessKeyService;
 
 void Fail(const char* what) {
   std::fprintf(stderr, "middleware_core_fuzz: %s\n", what);
@@ -103,11 +103,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   // A valid key: the service decides. Only the tenant can make it refuse.
-  const bool valid_tenant = idemkey::store::ValidateTenantName(tenant).ok();
+  const bool valid_tenant = idemkey::rules::ValidateTenantName(tenant).ok();
   // A core configured for longer keys than the service takes (its default:
   // 256 bytes) passes them on, and the service refuses them.
   const bool service_takes_key =
-      key.size() <= idemkey::store::Limits().max_key_bytes;
+      key.size() <= idemkey::rules::Limits().max_key_bytes;
   if (!valid_tenant || !service_takes_key) {
     if (!Rejected(first, RejectReason::kInternal)) {
       Fail("invalid tenant or over-long key not refused by the service");

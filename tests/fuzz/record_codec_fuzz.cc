@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "server/store/record_codec.h"
+#include "server/store/rocksdb/record_codec.h"
 
 namespace {
 
@@ -23,8 +23,8 @@ void Fail(const char* what) {
 bool SameRecord(const idemkey::store::Record& a,
                 const idemkey::store::Record& b) {
   return a.key == b.key && a.state == b.state &&
-         a.fingerprint == b.fingerprint &&
-         a.fencing_token == b.fencing_token && a.attempt_id == b.attempt_id &&
+         a.fingerprint == b.fingerprint && a.fencing_token == b.fencing_token &&
+         a.attempt_id == b.attempt_id &&
          a.lease_expires_ms == b.lease_expires_ms &&
          a.created_ms == b.created_ms && a.expires_ms == b.expires_ms &&
          a.ttl_ms == b.ttl_ms && a.completed_ms == b.completed_ms &&

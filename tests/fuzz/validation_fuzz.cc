@@ -15,12 +15,12 @@
 #include <cstdlib>
 #include <string>
 
-#include "server/store/limits.h"
-#include "server/store/validation.h"
+#include "idemkey/rules/limits.h"
+#include "idemkey/rules/validation.h"
 
 namespace {
 
-using idemkey::store::Limits;
+using idemkey::rules::Limits;
 
 void Fail(const char* what, const std::string& value) {
   std::fprintf(stderr, "validation_fuzz: %s (value of %zu bytes)\n", what,
@@ -36,7 +36,7 @@ bool Printable(const std::string& s) {
 }
 
 bool TenantRule(const std::string& s) {
-  if (s.empty() || s.size() > idemkey::store::kMaxTenantNameBytes) return false;
+  if (s.empty() || s.size() > idemkey::rules::kMaxTenantNameBytes) return false;
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -48,8 +48,8 @@ bool TenantRule(const std::string& s) {
 // OK, or INVALID_ARGUMENT with a message; and it agrees with `rule`.
 void Check(const char* name, const absl::Status& s, bool rule,
            const std::string& value) {
-  if (!s.ok() && (s.code() != absl::StatusCode::kInvalidArgument ||
-                  s.message().empty())) {
+  if (!s.ok() &&
+      (s.code() != absl::StatusCode::kInvalidArgument || s.message().empty())) {
     Fail(name, value);
   }
   if (s.ok() != rule) Fail(name, value);
@@ -86,21 +86,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   for (const std::string* s : {&a, &b}) {
     const bool printable = Printable(*s);
-    Check("ValidateKey", idemkey::store::ValidateKey(limits, *s),
+    Check("ValidateKey", idemkey::rules::ValidateKey(limits, *s),
           !s->empty() && s->size() <= limits.max_key_bytes && printable, *s);
-    Check("ValidateKeyPrefix", idemkey::store::ValidateKeyPrefix(limits, *s),
+    Check("ValidateKeyPrefix", idemkey::rules::ValidateKeyPrefix(limits, *s),
           s->size() <= limits.max_key_bytes && printable, *s);
-    Check("ValidateAttemptId", idemkey::store::ValidateAttemptId(limits, *s),
+    Check("ValidateAttemptId", idemkey::rules::ValidateAttemptId(limits, *s),
           !s->empty() && s->size() <= limits.max_attempt_id_bytes && printable,
           *s);
-    Check("ValidateTenantName", idemkey::store::ValidateTenantName(*s),
+    Check("ValidateTenantName", idemkey::rules::ValidateTenantName(*s),
           TenantRule(*s), *s);
-    Check("ValidateFingerprint", idemkey::store::ValidateFingerprint(*s),
-          s->size() == idemkey::store::kFingerprintBytes, *s);
+    Check("ValidateFingerprint", idemkey::rules::ValidateFingerprint(*s),
+          s->size() == idemkey::rules::kFingerprintBytes, *s);
   }
-  CheckResolve("ResolveTtl", idemkey::store::ResolveTtl(limits, ttl), ttl,
+  CheckResolve("ResolveTtl", idemkey::rules::ResolveTtl(limits, ttl), ttl,
                limits.default_ttl_ms, limits.min_ttl_ms, limits.max_ttl_ms);
-  CheckResolve("ResolveLease", idemkey::store::ResolveLease(limits, lease),
+  CheckResolve("ResolveLease", idemkey::rules::ResolveLease(limits, lease),
                lease, limits.default_lease_ms, limits.min_lease_ms,
                limits.max_lease_ms);
   return 0;

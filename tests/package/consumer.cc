@@ -1,8 +1,13 @@
-// Links and runs against the installed idemkey::client: makes an attempt id
-// and calls a server that is not there, which must fail fast as UNAVAILABLE.
+// Links and runs against the installed package: makes an attempt id, calls
+// a server that is not there (which must fail fast as UNAVAILABLE), and runs
+// the middleware core over the in-process test double (idemkey::testing).
 #include <iostream>
+#include <memory>
 
 #include "idemkey/client/client.h"
+#include "idemkey/middleware/core.h"
+#include "idemkey/rules/fingerprint.h"
+#include "idemkey/testing/in_process_key_service.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -20,5 +25,21 @@ int main(int argc, char** argv) {
   auto client = idemkey::client::Client::Create(options);
   absl::Status s = client->Ping();
   std::cout << "attempt id " << id << "; ping: " << s << "\n";
-  return s.code() == absl::StatusCode::kUnavailable ? 0 : 1;
+  if (s.code() != absl::StatusCode::kUnavailable) return 1;
+
+  auto keys = std::make_shared<idemkey::testing::InProcessKeyService>();
+  idemkey::middleware::IdempotencyCore core(keys, {});
+  idemkey::middleware::Decision d = core.Begin({.method = "POST",
+                                                .route = "/v1/charges",
+                                                .tenant = "acme",
+                                                .key = "k1",
+                                                .has_key = true,
+                                                .body = "{}"});
+  std::cout << "in-process Begin: action " << static_cast<int>(d.action)
+            << "\n";
+  if (d.action != idemkey::middleware::Action::kRun) return 1;
+  if (idemkey::rules::Fingerprint("POST", "/v1/charges", "{}").size() != 32) {
+    return 1;
+  }
+  return d.execution->Finish(idemkey::v1::StoredResponse()).ok() ? 0 : 1;
 }

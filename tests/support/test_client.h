@@ -20,6 +20,7 @@
 
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "idemkey/rules/health_check.h"
 #include "idemkey/v1/admin.grpc.pb.h"
 #include "idemkey/v1/idemkey.grpc.pb.h"
 
@@ -185,14 +186,16 @@ class TestClient {
     return out;
   }
 
-  // grpc.health.v1.Health/Check for the whole server (Debian ships no
-  // health.proto): the serving status (1 = SERVING).
-  Result<int> HealthCheck() {
-    // HealthCheckRequest{service: ""} encodes to nothing.
-    Result<std::string> raw = RawCall("/grpc.health.v1.Health/Check", "");
+  // grpc.health.v1.Health/Check of `service` ("" for the whole server):
+  // the serving status (1 = SERVING), -1 for a reply that is not one.
+  Result<int> HealthCheck(absl::string_view service = "") {
+    Result<std::string> raw = RawCall(rules::kHealthCheckMethod,
+                                      rules::EncodeHealthCheckRequest(service));
     Result<int> out{raw.status, 0};
-    // HealthCheckResponse{status = N}: field 1, varint: 0x08 N.
-    if (raw.reply.size() == 2 && raw.reply[0] == 0x08) out.reply = raw.reply[1];
+    absl::StatusOr<rules::ServingStatus> decoded =
+        rules::DecodeHealthCheckResponse(raw.reply);
+    if (raw.status.ok())
+      out.reply = decoded.ok() ? static_cast<int>(*decoded) : -1;
     return out;
   }
 

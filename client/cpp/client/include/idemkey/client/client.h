@@ -1,0 +1,157 @@
+// client.h — the typed C++ client of idemkeyd.
+//
+// One Client holds one gRPC channel; it is thread-safe and meant to be created
+// once per process and shared by every request handler. Every call has a
+// deadline, and calls that fail with UNAVAILABLE (the service restarting, a
+// connection reset) are retried with jittered exponential backoff. That is
+// safe for every call: a retried Reserve carries the same attempt_id and gets
+// the same answer; Complete with the token that completed a record is OK;
+// Heartbeat just extends the lease again.
+//
+//   idemkey::client::ClientOptions options;
+//   options.address = "idemkey.internal:50051";
+//   std::shared_ptr<idemkey::client::Client> client =
+//       idemkey::client::Client::Create(options);
+//
+//   idemkey::v1::ReserveRequest req;
+//   req.set_tenant("acme");
+//   req.set_key("order-42");
+//   req.set_fingerprint(sha256);
+//   req.set_attempt_id(idemkey::client::NewAttemptId());
+//   absl::StatusOr<idemkey::v1::ReserveResponse> r = client->Reserve(req);
+//   if (!r.ok()) { ... r.status().code() is the gRPC code ... }
+//
+// Errors come back as absl::Status with the gRPC status code and message of
+// the service (see proto/idemkey/v1/idemkey.proto for their meaning).
+
+#ifndef IDEMKEY_CLIENT_CLIENT_H_
+#define IDEMKEY_CLIENT_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "idemkey/client/key_service_client.h"
+#include "idemkey/rules/health_check.h"
+#include "idemkey/v1/admin.grpc.pb.h"
+#include "idemkey/v1/idemkey.grpc.pb.h"
+
+namespace idemkey::client {
+
+struct ClientOptions {
+  // host:port of idemkeyd.
+  std::string address = "127.0.0.1:50051";
+  // Deadline of one attempt of one call.
+  absl::Duration call_timeout = absl::Seconds(2);
+  // Attempts per call, the first included, while the answer is UNAVAILABLE.
+  int max_attempts = 4;
+  // Backoff before the second attempt; doubles each time up to max_backoff,
+  // each wait drawn uniformly from [backoff/2, backoff].
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(1);
+  // Transport credentials; insecure (plaintext) when null.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Bearer token sent as "authorization: Bearer TOKEN" on every call when
+  // idemkeyd runs with --tokens_file; empty: none. Never logged.
+  std::string token;
+  // Coalesce the KeyService calls (all but Ping) that different threads
+  // make at the same time into Batch RPCs. A call goes at once while fewer
+  // than `max_batches_in_flight` batches are out, taking along every call
+  // queued meanwhile (at most `max_batch_ops`); there is no timer, so a
+  // lone call is never delayed. Each call still gets exactly its own
+  // answer. Saves most of gRPC's per-call cost when many requests run at
+  // once (bench/README.md, "Batching").
+  bool batch_calls = false;
+  int max_batch_ops = 128;
+  int max_batches_in_flight = 2;
+};
+
+class CallBatcher;  // client/src/call_batcher.h
+
+// What grpc.health.v1 says of the whole server.
+// grpc.health.v1's serving status.
+using ServingStatus = rules::ServingStatus;
+
+class Client final : public KeyServiceClient {
+ public:
+  static std::shared_ptr<Client> Create(const ClientOptions& options);
+
+  ~Client() override;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const ClientOptions& options() const { return options_; }
+
+  // KeyService.
+  absl::StatusOr<idemkey::v1::ReserveResponse> Reserve(
+      const idemkey::v1::ReserveRequest& request) override;
+  absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
+      const idemkey::v1::CompleteRequest& request) override;
+  absl::Status Release(const idemkey::v1::ReleaseRequest& request) override;
+  absl::StatusOr<idemkey::v1::HeartbeatResponse> Heartbeat(
+      const idemkey::v1::HeartbeatRequest& request) override;
+  absl::StatusOr<idemkey::v1::Record> Lookup(absl::string_view tenant,
+                                             absl::string_view key);
+  absl::Status Ping();
+
+  // AdminService.
+  absl::StatusOr<idemkey::v1::ListRecordsResponse> ListRecords(
+      const idemkey::v1::ListRecordsRequest& request);
+  absl::Status DeleteRecord(absl::string_view tenant, absl::string_view key);
+  absl::StatusOr<idemkey::v1::ListTenantsResponse> ListTenants();
+  absl::StatusOr<idemkey::v1::Tenant> CreateTenant(absl::string_view name);
+  absl::Status DropTenant(absl::string_view name);
+  absl::StatusOr<idemkey::v1::GetStatsResponse> GetStats();
+  // A consistent copy of the whole store in `directory` (absolute, new) on
+  // the server's machine.
+  absl::StatusOr<idemkey::v1::CheckpointResponse> Checkpoint(
+      absl::string_view directory);
+  // Drops expired records from `tenant`'s files now (every tenant when
+  // empty) and gives their disk space back.
+  absl::StatusOr<idemkey::v1::CompactResponse> Compact(
+      absl::string_view tenant);
+
+  // grpc.health.v1.Health/Check of the whole server ("" service).
+  absl::StatusOr<ServingStatus> CheckHealth();
+
+ private:
+  explicit Client(const ClientOptions& options);
+
+  // One KeyService call: through the batcher with batch_calls, else
+  // `unary` (which makes the call into `response`). `field` is the op's
+  // request and result field (BatchOp::mutable_reserve, ...).
+  template <typename Request, typename Response, typename Unary>
+  absl::StatusOr<Response> KeyCall(
+      const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
+      Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary);
+
+  // Runs `attempt` (one gRPC call given a fresh context) with the deadline
+  // and UNAVAILABLE retries of the options.
+  template <typename Attempt>
+  absl::Status WithRetries(Attempt attempt);
+
+  const ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<idemkey::v1::KeyService::Stub> keys_;
+  std::unique_ptr<idemkey::v1::AdminService::Stub> admin_;
+  std::unique_ptr<CallBatcher> batcher_;  // with batch_calls
+};
+
+// TLS credentials for ClientOptions::credentials from PEM files: `ca_file`
+// verifies idemkeyd's certificate (empty: the system's roots);
+// `cert_file` and `key_file` (both or neither) are this client's certificate
+// for mutual TLS. Errors name the file that cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+TlsCredentialsFromFiles(const std::string& ca_file,
+                        const std::string& cert_file,
+                        const std::string& key_file);
+
+// A fresh random attempt id (a version-4 UUID), for ReserveRequest.
+std::string NewAttemptId();
+
+}  // namespace idemkey::client
+
+#endif  // IDEMKEY_CLIENT_CLIENT_H_

@@ -1,0 +1,342 @@
+#include "idemkey/client/client.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
+#include "call_batcher.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "idemkey/rules/health_check.h"
+#include "idemkey/rules/status.h"
+#include "idemkey/sync/mutex.h"
+
+namespace idemkey::client {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return rules::FromGrpcStatus(s);
+}
+
+}  // namespace
+
+std::shared_ptr<Client> Client::Create(const ClientOptions& options) {
+  return std::shared_ptr<Client>(new Client(options));
+}
+
+Client::Client(const ClientOptions& options) : options_(options) {
+  grpc::ChannelArguments args;
+  // Stored responses reach 4 MiB; Lookup and ListRecords return them whole.
+  args.SetMaxReceiveMessageSize(-1);
+  // This client retries UNAVAILABLE itself, with its own backoff and
+  // attempt count; gRPC's retry layer would multiply the attempts.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  channel_ = grpc::CreateCustomChannel(options_.address,
+                                       options_.credentials
+                                           ? options_.credentials
+                                           : grpc::InsecureChannelCredentials(),
+                                       args);
+  keys_ = idemkey::v1::KeyService::NewStub(channel_);
+  admin_ = idemkey::v1::AdminService::NewStub(channel_);
+  if (options_.batch_calls) {
+    batcher_ = std::make_unique<CallBatcher>(
+        [this](const idemkey::v1::BatchRequest& request,
+               idemkey::v1::BatchResponse* response) {
+          return WithRetries([&](grpc::ClientContext* ctx) {
+            return keys_->Batch(ctx, request, response);
+          });
+        },
+        CallBatcher::Options{
+            .max_ops = static_cast<size_t>(std::max(1, options_.max_batch_ops)),
+            .max_in_flight = std::max(1, options_.max_batches_in_flight)});
+  }
+}
+
+Client::~Client() = default;
+
+template <typename Attempt>
+absl::Status Client::WithRetries(Attempt attempt) {
+  thread_local absl::BitGen bitgen;
+  absl::Duration backoff = options_.initial_backoff;
+  // gRPC aborts the process on a header value it cannot send.
+  if (!std::all_of(options_.token.begin(), options_.token.end(),
+                   [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    return absl::InvalidArgumentError(
+        "the bearer token has a character a header cannot carry (a newline?); "
+        "tokens are printable ASCII");
+  }
+  for (int i = 1;; ++i) {
+    grpc::ClientContext ctx;
+    if (!options_.token.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + options_.token);
+    }
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoNanoseconds(options_.call_timeout));
+    grpc::Status s = attempt(&ctx);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        i >= options_.max_attempts) {
+      return FromGrpc(s);
+    }
+    const double jitter = absl::Uniform(bitgen, 0.5, 1.0);
+    std::this_thread::sleep_for(absl::ToChronoNanoseconds(backoff * jitter));
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+template <typename Request, typename Response, typename Unary>
+absl::StatusOr<Response> Client::KeyCall(
+    const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
+    Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary) {
+  if (batcher_ == nullptr) {
+    Response response;
+    absl::Status s = WithRetries(
+        [&](grpc::ClientContext* ctx) { return unary(ctx, &response); });
+    if (!s.ok()) return s;
+    return response;
+  }
+  idemkey::v1::BatchOp op;
+  *(op.*op_field)() = request;
+  absl::StatusOr<idemkey::v1::BatchResult> r = batcher_->Run(std::move(op));
+  if (!r.ok()) return r.status();
+  if (r->code() != 0) {
+    return rules::StatusFromCode(r->code(), r->message());
+  }
+  return std::move(*((*r).*result_field)());
+}
+
+absl::StatusOr<idemkey::v1::ReserveResponse> Client::Reserve(
+    const idemkey::v1::ReserveRequest& request) {
+  return KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_reserve,
+      &idemkey::v1::BatchResult::mutable_reserve,
+      [&](grpc::ClientContext* ctx, idemkey::v1::ReserveResponse* response) {
+        return keys_->Reserve(ctx, request, response);
+      });
+}
+
+absl::StatusOr<idemkey::v1::CompleteResponse> Client::Complete(
+    const idemkey::v1::CompleteRequest& request) {
+  return KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_complete,
+      &idemkey::v1::BatchResult::mutable_complete,
+      [&](grpc::ClientContext* ctx, idemkey::v1::CompleteResponse* response) {
+        return keys_->Complete(ctx, request, response);
+      });
+}
+
+absl::Status Client::Release(const idemkey::v1::ReleaseRequest& request) {
+  return KeyCall(request, &idemkey::v1::BatchOp::mutable_release,
+                 &idemkey::v1::BatchResult::mutable_release,
+                 [&](grpc::ClientContext* ctx,
+                     idemkey::v1::ReleaseResponse* response) {
+                   return keys_->Release(ctx, request, response);
+                 })
+      .status();
+}
+
+absl::StatusOr<idemkey::v1::HeartbeatResponse> Client::Heartbeat(
+    const idemkey::v1::HeartbeatRequest& request) {
+  return KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_heartbeat,
+      &idemkey::v1::BatchResult::mutable_heartbeat,
+      [&](grpc::ClientContext* ctx, idemkey::v1::HeartbeatResponse* response) {
+        return keys_->Heartbeat(ctx, request, response);
+      });
+}
+
+absl::StatusOr<idemkey::v1::Record> Client::Lookup(absl::string_view tenant,
+                                                   absl::string_view key) {
+  idemkey::v1::LookupRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_key(std::string(key));
+  absl::StatusOr<idemkey::v1::LookupResponse> r = KeyCall(
+      request, &idemkey::v1::BatchOp::mutable_lookup,
+      &idemkey::v1::BatchResult::mutable_lookup,
+      [&](grpc::ClientContext* ctx, idemkey::v1::LookupResponse* response) {
+        return keys_->Lookup(ctx, request, response);
+      });
+  if (!r.ok()) return r.status();
+  return std::move(*r->mutable_record());
+}
+
+absl::Status Client::Ping() {
+  idemkey::v1::PingRequest request;
+  idemkey::v1::PingResponse response;
+  return WithRetries([&](grpc::ClientContext* ctx) {
+    return keys_->Ping(ctx, request, &response);
+  });
+}
+
+absl::StatusOr<idemkey::v1::ListRecordsResponse> Client::ListRecords(
+    const idemkey::v1::ListRecordsRequest& request) {
+  idemkey::v1::ListRecordsResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->ListRecords(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::Status Client::DeleteRecord(absl::string_view tenant,
+                                  absl::string_view key) {
+  idemkey::v1::DeleteRecordRequest request;
+  request.set_tenant(std::string(tenant));
+  request.set_key(std::string(key));
+  idemkey::v1::DeleteRecordResponse response;
+  return WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->DeleteRecord(ctx, request, &response);
+  });
+}
+
+absl::StatusOr<idemkey::v1::ListTenantsResponse> Client::ListTenants() {
+  idemkey::v1::ListTenantsRequest request;
+  idemkey::v1::ListTenantsResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->ListTenants(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<idemkey::v1::Tenant> Client::CreateTenant(
+    absl::string_view name) {
+  idemkey::v1::CreateTenantRequest request;
+  request.set_name(std::string(name));
+  idemkey::v1::Tenant response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->CreateTenant(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::Status Client::DropTenant(absl::string_view name) {
+  idemkey::v1::DropTenantRequest request;
+  request.set_name(std::string(name));
+  idemkey::v1::DropTenantResponse response;
+  return WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->DropTenant(ctx, request, &response);
+  });
+}
+
+absl::StatusOr<idemkey::v1::GetStatsResponse> Client::GetStats() {
+  idemkey::v1::GetStatsRequest request;
+  idemkey::v1::GetStatsResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return admin_->GetStats(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<idemkey::v1::CheckpointResponse> Client::Checkpoint(
+    absl::string_view directory) {
+  idemkey::v1::CheckpointRequest request;
+  request.set_directory(std::string(directory));
+  idemkey::v1::CheckpointResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->Checkpoint(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<idemkey::v1::CompactResponse> Client::Compact(
+    absl::string_view tenant) {
+  idemkey::v1::CompactRequest request;
+  request.set_tenant(std::string(tenant));
+  idemkey::v1::CompactResponse response;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    return admin_->Compact(ctx, request, &response);
+  });
+  if (!s.ok()) return s;
+  return response;
+}
+
+absl::StatusOr<ServingStatus> Client::CheckHealth() {
+  grpc::GenericStub generic(channel_);
+  const std::string encoded = rules::EncodeHealthCheckRequest("");
+  std::string reply;
+  absl::Status s = WithRetries([&](grpc::ClientContext* ctx) {
+    grpc::Slice slice(encoded);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    sync::Mutex mu;
+    sync::CondVar cv;
+    bool done = false;
+    grpc::Status status;
+    generic.UnaryCall(ctx, rules::kHealthCheckMethod, grpc::StubOptions(),
+                      &request, &response, [&](grpc::Status st) {
+                        sync::MutexLock lock(&mu);
+                        status = std::move(st);
+                        done = true;
+                        cv.Signal();
+                      });
+    sync::MutexLock lock(&mu);
+    while (!done) cv.Wait(&mu);
+    reply.clear();
+    std::vector<grpc::Slice> slices;
+    if (status.ok() && response.Dump(&slices).ok()) {
+      for (const grpc::Slice& part : slices) {
+        reply.append(reinterpret_cast<const char*>(part.begin()), part.size());
+      }
+    }
+    return status;
+  });
+  if (!s.ok()) return s;
+  return rules::DecodeHealthCheckResponse(reply);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+TlsCredentialsFromFiles(const std::string& ca_file,
+                        const std::string& cert_file,
+                        const std::string& key_file) {
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate and its key go together");
+  }
+  auto read = [](const std::string& path) -> absl::StatusOr<std::string> {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError("cannot read \"" + path + "\"");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  grpc::SslCredentialsOptions options;
+  for (auto [path, field] : {std::pair{&ca_file, &options.pem_root_certs},
+                             std::pair{&cert_file, &options.pem_cert_chain},
+                             std::pair{&key_file, &options.pem_private_key}}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> pem = read(*path);
+    if (!pem.ok()) return pem.status();
+    *field = std::move(*pem);
+  }
+  return grpc::SslCredentials(options);
+}
+
+std::string NewAttemptId() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) {
+    // OpenSSL's generator failed; fall back to a seeded PRNG rather than
+    // fail a request. Uniqueness, not secrecy, is what an attempt id needs.
+    thread_local absl::BitGen bitgen;
+    for (unsigned char& c : b) c = absl::Uniform<unsigned char>(bitgen);
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  return absl::StrFormat(
+      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+      b[12], b[13], b[14], b[15]);
+}
+
+}  // namespace idemkey::client

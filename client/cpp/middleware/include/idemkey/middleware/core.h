@@ -1,0 +1,172 @@
+// core.h — the idempotency middleware, free of any HTTP or gRPC type.
+//
+// An adapter (idemkey/http/..., idemkey/grpc/...) turns its framework's request
+// into an IncomingRequest, asks Begin() what to do, and acts on the Decision:
+//
+//   IdempotencyCore core(keys, MiddlewareOptions{});
+//   Decision d = core.Begin({.method = "POST", .route = "/v1/charges",
+//                            .tenant = org_id, .key = header_value,
+//                            .has_key = true, .body = body});
+//   switch (d.action) {
+//     case Action::kBypass:  run the handler; nothing is recorded
+//     case Action::kRun:     run the handler, then
+//                            d.execution->Finish(stored_response);
+//                            (destroying the Execution unfinished, e.g. when
+//                            the handler throws, releases the key)
+//     case Action::kReplay:  send d.replay (plus the replayed marker)
+//     case Action::kReject:  send an error built from d.rejection
+//   }
+//
+// The core owns the rules of docs/semantics.md, "Middleware": covered
+// methods, excluded routes, required keys, key validation, the SHA-256
+// fingerprint, lease heartbeats while a handler runs, "not final" statuses,
+// fail-closed or fail-open, waiting for an in-progress result, and an
+// optional cache of completed responses.
+//
+// IdempotencyCore is thread-safe: one core serves every request of a route
+// group at once. Each Decision's Execution belongs to one handler.
+
+#ifndef IDEMKEY_MIDDLEWARE_CORE_H_
+#define IDEMKEY_MIDDLEWARE_CORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "idemkey/client/key_service_client.h"
+#include "idemkey/v1/idemkey.pb.h"
+
+namespace idemkey::middleware {
+
+struct MiddlewareOptions {
+  // Requests with other methods bypass the middleware.
+  std::set<std::string> covered_methods = {"POST", "PUT", "PATCH", "DELETE"};
+  // "METHOD ROUTE" pairs that bypass it, e.g. "POST /v1/auth/login".
+  std::set<std::string> excluded_routes;
+  // A covered request without a key: rejected (true) or run unprotected.
+  bool require_key = false;
+  // Longest accepted key (docs/semantics.md: 256); keys are printable ASCII.
+  // Keep it at most idemkeyd's --max_key_bytes: longer keys pass here and are
+  // refused by the service (an Internal rejection, HTTP 500).
+  size_t max_key_bytes = 256;
+  // Lease asked for each attempt, and how often a running handler renews it.
+  absl::Duration lease = absl::Seconds(30);
+  absl::Duration heartbeat_interval = absl::Seconds(10);
+  // Retention of completed responses; zero: the service's default.
+  absl::Duration ttl = absl::ZeroDuration();
+  // Response statuses that are released instead of stored (a retry runs the
+  // handler again), e.g. 429 and 503 for HTTP.
+  std::set<int32_t> not_final_statuses;
+  // When the key service is unreachable: reject (false, the default) or run
+  // the handler unprotected.
+  bool fail_open = false;
+  // When another attempt holds the key: wait up to this long for its result
+  // and replay it (zero: answer "in progress" at once).
+  absl::Duration wait_for_result = absl::ZeroDuration();
+  absl::Duration wait_poll_interval = absl::Milliseconds(50);
+  // Completed responses kept in this process, served without a round trip
+  // (0: off). Entries expire with their records; an admin's DeleteRecord is
+  // not seen by other processes' caches.
+  size_t replay_cache_entries = 0;
+};
+
+// Views into the adapter's request, read only during Begin().
+struct IncomingRequest {
+  absl::string_view method;  // "POST", or the gRPC full method name
+  absl::string_view route;   // path or route pattern
+  absl::string_view tenant;  // empty: no tenant, bypass
+  absl::string_view key;     // the Idempotency-Key, if has_key
+  bool has_key = false;
+  absl::string_view body;  // raw body or serialized request message
+};
+
+enum class Action { kBypass, kRun, kReplay, kReject };
+
+enum class RejectReason {
+  kMissingKey,    // HTTP 400, gRPC INVALID_ARGUMENT
+  kMalformedKey,  // HTTP 400, gRPC INVALID_ARGUMENT
+  kInProgress,    // HTTP 409 + Retry-After, gRPC ABORTED
+  kMismatch,      // HTTP 422, gRPC FAILED_PRECONDITION
+  kUnavailable,   // HTTP 503, gRPC UNAVAILABLE
+  kInternal,      // HTTP 500, gRPC INTERNAL: the service refused the call
+};
+
+struct Rejection {
+  RejectReason reason = RejectReason::kInternal;
+  std::string title;                // one line, e.g. "Request in progress"
+  std::string detail;               // what happened and what to do
+  int64_t retry_after_seconds = 0;  // kInProgress
+};
+
+class IdempotencyCore;
+
+// The lease of one attempt while its handler runs. Heartbeats keep it alive
+// until Finish or destruction; destroying it unfinished releases the key.
+// It must not outlive the IdempotencyCore that made it (it calls the core's
+// key service and heartbeats). Thread-compatible: one handler owns it.
+class Execution {
+ public:
+  ~Execution();
+  Execution(const Execution&) = delete;
+  Execution& operator=(const Execution&) = delete;
+
+  // Stores `response` for replays, or releases the key when its status is
+  // "not final". Errors are the key service's (e.g. ABORTED when the lease
+  // was lost); the response has been sent either way.
+  absl::Status Finish(idemkey::v1::StoredResponse response);
+  // Forgets the reservation so that a retry runs the handler again.
+  absl::Status Release();
+
+  uint64_t fencing_token() const { return token_; }
+
+ private:
+  friend class IdempotencyCore;
+  Execution(IdempotencyCore* core, std::string tenant, std::string key,
+            std::string fingerprint, uint64_t token);
+
+  IdempotencyCore* const core_;
+  const std::string tenant_;
+  const std::string key_;
+  const std::string fingerprint_;
+  const uint64_t token_;
+  bool done_ = false;
+};
+
+struct Decision {
+  Action action = Action::kBypass;
+  std::unique_ptr<Execution> execution;  // kRun
+  idemkey::v1::StoredResponse replay;    // kReplay
+  Rejection rejection;                   // kReject
+};
+
+class IdempotencyCore {
+ public:
+  // `keys` is shared: one client per process serves every core.
+  IdempotencyCore(std::shared_ptr<client::KeyServiceClient> keys,
+                  MiddlewareOptions options);
+  ~IdempotencyCore();
+  IdempotencyCore(const IdempotencyCore&) = delete;
+  IdempotencyCore& operator=(const IdempotencyCore&) = delete;
+
+  const MiddlewareOptions& options() const { return options_; }
+
+  Decision Begin(const IncomingRequest& request);
+
+ private:
+  friend class Execution;
+  class Heartbeats;
+  class ReplayCache;
+
+  const std::shared_ptr<client::KeyServiceClient> keys_;
+  const MiddlewareOptions options_;
+  std::unique_ptr<Heartbeats> heartbeats_;
+  std::unique_ptr<ReplayCache> cache_;
+};
+
+}  // namespace idemkey::middleware
+
+#endif  // IDEMKEY_MIDDLEWARE_CORE_H_

@@ -1,0 +1,351 @@
+#include "idemkey/middleware/core.h"
+
+#include <algorithm>
+#include <list>
+#include <map>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "idemkey/client/client.h"
+#include "idemkey/rules/fingerprint.h"
+#include "idemkey/rules/limits.h"
+#include "idemkey/rules/validation.h"
+#include "idemkey/sync/mutex.h"
+
+namespace idemkey::middleware {
+namespace {
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  out.set_seconds(absl::ToInt64Seconds(d));
+  out.set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(d - absl::Seconds(out.seconds()))));
+  return out;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+Decision Reject(RejectReason reason, std::string title, std::string detail,
+                int64_t retry_after_seconds = 0) {
+  Decision d;
+  d.action = Action::kReject;
+  d.rejection = {reason, std::move(title), std::move(detail),
+                 retry_after_seconds};
+  return d;
+}
+
+bool IsUnreachable(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+}
+
+}  // namespace
+
+// Renews the leases of running handlers from one background thread.
+class IdempotencyCore::Heartbeats {
+ public:
+  Heartbeats(client::KeyServiceClient* keys, const MiddlewareOptions& options)
+      : keys_(keys), options_(options), thread_([this] { Run(); }) {}
+
+  ~Heartbeats() {
+    {
+      sync::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    cv_.SignalAll();
+    thread_.join();
+  }
+
+  void Add(uint64_t token, const std::string& tenant, const std::string& key) {
+    sync::MutexLock lock(&mu_);
+    leases_[token] = {tenant, key, absl::Now() + options_.heartbeat_interval};
+    cv_.SignalAll();
+  }
+
+  void Remove(uint64_t token) ABSL_LOCKS_EXCLUDED(mu_) {
+    sync::MutexLock lock(&mu_);
+    leases_.erase(token);
+  }
+
+ private:
+  struct Lease {
+    std::string tenant;
+    std::string key;
+    absl::Time due;
+  };
+
+  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
+    mu_.Lock();
+    while (!stopping_) {
+      absl::Time next = absl::InfiniteFuture();
+      for (const auto& [token, lease] : leases_)
+        next = std::min(next, lease.due);
+      if (next > absl::Now()) {
+        if (next == absl::InfiniteFuture()) {
+          cv_.Wait(&mu_);
+        } else {
+          cv_.WaitFor(&mu_, next - absl::Now());
+        }
+        continue;
+      }
+      std::vector<std::pair<uint64_t, Lease>> due;
+      for (auto& [token, lease] : leases_) {
+        if (lease.due <= absl::Now()) {
+          due.emplace_back(token, lease);
+          lease.due = absl::Now() + options_.heartbeat_interval;
+        }
+      }
+      mu_.Unlock();
+      for (const auto& [token, lease] : due) {
+        idemkey::v1::HeartbeatRequest req;
+        req.set_tenant(lease.tenant);
+        req.set_key(lease.key);
+        req.set_fencing_token(token);
+        *req.mutable_lease() = ToProto(options_.lease);
+        absl::Status s = keys_->Heartbeat(req).status();
+        // A lease that is gone (taken over, finished) needs no more beats;
+        // a transient error is retried at the next beat.
+        if (absl::IsAborted(s) || absl::IsNotFound(s) ||
+            absl::IsFailedPrecondition(s)) {
+          Remove(token);
+        }
+      }
+      mu_.Lock();
+    }
+    mu_.Unlock();
+  }
+
+  client::KeyServiceClient* const keys_;
+  const MiddlewareOptions& options_;
+  sync::Mutex mu_;
+  sync::CondVar cv_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);  // by token
+  std::thread thread_;  // last: starts after the members above
+};
+
+// A bounded LRU of completed responses, by (tenant, key).
+class IdempotencyCore::ReplayCache {
+ public:
+  explicit ReplayCache(size_t capacity) : capacity_(capacity) {}
+
+  struct Entry {
+    std::string fingerprint;
+    idemkey::v1::StoredResponse response;
+    absl::Time expires;
+  };
+
+  // The live entry for (tenant, key), if any.
+  std::optional<Entry> Get(absl::string_view tenant, absl::string_view key) {
+    sync::MutexLock lock(&mu_);
+    auto it = index_.find(Id(tenant, key));
+    if (it == index_.end()) return std::nullopt;
+    if (it->second->second.expires <= absl::Now()) {
+      order_.erase(it->second);
+      index_.erase(it);
+      return std::nullopt;
+    }
+    order_.splice(order_.begin(), order_, it->second);
+    return it->second->second;
+  }
+
+  void Put(absl::string_view tenant, absl::string_view key, Entry entry) {
+    sync::MutexLock lock(&mu_);
+    const std::string id = Id(tenant, key);
+    if (auto it = index_.find(id); it != index_.end()) {
+      order_.erase(it->second);
+      index_.erase(it);
+    }
+    order_.emplace_front(id, std::move(entry));
+    index_[id] = order_.begin();
+    if (order_.size() > capacity_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+  }
+
+ private:
+  static std::string Id(absl::string_view tenant, absl::string_view key) {
+    return absl::StrCat(tenant, "\n", key);  // '\n' is in neither
+  }
+
+  const size_t capacity_;
+  sync::Mutex mu_;
+  // Most recent first.
+  std::list<std::pair<std::string, Entry>> order_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string,
+                     std::list<std::pair<std::string, Entry>>::iterator>
+      index_ ABSL_GUARDED_BY(mu_);
+};
+
+IdempotencyCore::IdempotencyCore(std::shared_ptr<client::KeyServiceClient> keys,
+                                 MiddlewareOptions options)
+    : keys_(std::move(keys)), options_(std::move(options)) {
+  heartbeats_ = std::make_unique<Heartbeats>(keys_.get(), options_);
+  if (options_.replay_cache_entries > 0) {
+    cache_ = std::make_unique<ReplayCache>(options_.replay_cache_entries);
+  }
+}
+
+IdempotencyCore::~IdempotencyCore() = default;
+
+Decision IdempotencyCore::Begin(const IncomingRequest& request) {
+  const std::string method_route =
+      absl::StrCat(request.method, " ", request.route);
+  if (options_.covered_methods.count(std::string(request.method)) == 0 ||
+      options_.excluded_routes.count(method_route) > 0 ||
+      request.tenant.empty()) {
+    return Decision{};
+  }
+  if (!request.has_key) {
+    if (!options_.require_key) return Decision{};
+    return Reject(RejectReason::kMissingKey, "Idempotency key required",
+                  absl::StrCat(method_route,
+                               " requires an Idempotency-Key; send a unique "
+                               "value (a UUID) and reuse it on retries"));
+  }
+  rules::Limits limits;
+  limits.max_key_bytes = options_.max_key_bytes;
+  if (absl::Status s = rules::ValidateKey(limits, request.key); !s.ok()) {
+    return Reject(RejectReason::kMalformedKey, "Malformed idempotency key",
+                  absl::StrCat("Idempotency-Key: ", s.message()));
+  }
+
+  const std::string fingerprint =
+      rules::Fingerprint(request.method, request.route, request.body);
+  if (cache_ != nullptr) {
+    if (auto hit = cache_->Get(request.tenant, request.key)) {
+      if (hit->fingerprint == fingerprint) {
+        Decision d;
+        d.action = Action::kReplay;
+        d.replay = std::move(hit->response);
+        return d;
+      }
+    }
+  }
+
+  idemkey::v1::ReserveRequest reserve;
+  reserve.set_tenant(std::string(request.tenant));
+  reserve.set_key(std::string(request.key));
+  reserve.set_fingerprint(fingerprint);
+  reserve.set_attempt_id(client::NewAttemptId());
+  *reserve.mutable_lease() = ToProto(options_.lease);
+  if (options_.ttl > absl::ZeroDuration()) {
+    *reserve.mutable_ttl() = ToProto(options_.ttl);
+  }
+  const absl::Time wait_until = absl::Now() + options_.wait_for_result;
+  for (;;) {
+    absl::StatusOr<idemkey::v1::ReserveResponse> r = keys_->Reserve(reserve);
+    if (!r.ok()) {
+      if (IsUnreachable(r.status())) {
+        if (options_.fail_open) return Decision{};
+        return Reject(RejectReason::kUnavailable,
+                      "Idempotency service unavailable",
+                      "the request was not run because its idempotency key "
+                      "could not be checked; retry with the same key");
+      }
+      return Reject(RejectReason::kInternal, "Idempotency check failed",
+                    std::string(r.status().message()));
+    }
+    switch (r->outcome()) {
+      case idemkey::v1::OUTCOME_OWNER: {
+        Decision d;
+        d.action = Action::kRun;
+        d.execution.reset(new Execution(this, reserve.tenant(), reserve.key(),
+                                        fingerprint, r->fencing_token()));
+        heartbeats_->Add(r->fencing_token(), reserve.tenant(), reserve.key());
+        return d;
+      }
+      case idemkey::v1::OUTCOME_COMPLETED: {
+        if (cache_ != nullptr) {
+          cache_->Put(request.tenant, request.key,
+                      {fingerprint, r->response(), FromProto(r->expires_at())});
+        }
+        Decision d;
+        d.action = Action::kReplay;
+        d.replay = std::move(*r->mutable_response());
+        return d;
+      }
+      case idemkey::v1::OUTCOME_MISMATCH:
+        return Reject(RejectReason::kMismatch,
+                      "Idempotency key reused for another request",
+                      "this Idempotency-Key was first used with a different "
+                      "method, route or body; use a new key for a new request");
+      default: {  // IN_PROGRESS
+        const absl::Time now = absl::Now();
+        const absl::Time lease_end = FromProto(r->lease_expires_at());
+        if (now + options_.wait_poll_interval <= wait_until) {
+          absl::SleepFor(
+              std::max(absl::ZeroDuration(),
+                       std::min(options_.wait_poll_interval, lease_end - now)));
+          continue;  // same attempt id: if the lease lapses, we take over
+        }
+        const int64_t retry_after =
+            std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(
+                                     lease_end - now, absl::Seconds(1))));
+        return Reject(RejectReason::kInProgress, "Request in progress",
+                      "a request with this Idempotency-Key is still running; "
+                      "retry after it finishes",
+                      retry_after);
+      }
+    }
+  }
+}
+
+Execution::Execution(IdempotencyCore* core, std::string tenant, std::string key,
+                     std::string fingerprint, uint64_t token)
+    : core_(core),
+      tenant_(std::move(tenant)),
+      key_(std::move(key)),
+      fingerprint_(std::move(fingerprint)),
+      token_(token) {}
+
+Execution::~Execution() {
+  if (!done_) Release().IgnoreError();
+}
+
+absl::Status Execution::Finish(idemkey::v1::StoredResponse response) {
+  if (core_->options_.not_final_statuses.count(response.status_code()) > 0) {
+    return Release();
+  }
+  done_ = true;
+  core_->heartbeats_->Remove(token_);
+  idemkey::v1::CompleteRequest req;
+  req.set_tenant(tenant_);
+  req.set_key(key_);
+  req.set_fencing_token(token_);
+  *req.mutable_response() = std::move(response);
+  absl::StatusOr<idemkey::v1::CompleteResponse> r = core_->keys_->Complete(req);
+  if (absl::IsResourceExhausted(r.status())) {
+    // Not storable (too large, or no disk space): the key must not stay
+    // reserved until its lease lapses. idemkeyd has released it already
+    // when its store saw the response, but not when gRPC refused a message
+    // over the server's receive limit before the store saw it.
+    Release().IgnoreError();
+  }
+  if (!r.ok()) return r.status();
+  if (core_->cache_ != nullptr) {
+    core_->cache_->Put(tenant_, key_,
+                       {fingerprint_, std::move(*req.mutable_response()),
+                        FromProto(r->expires_at())});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Execution::Release() {
+  done_ = true;
+  core_->heartbeats_->Remove(token_);
+  idemkey::v1::ReleaseRequest req;
+  req.set_tenant(tenant_);
+  req.set_key(key_);
+  req.set_fencing_token(token_);
+  return core_->keys_->Release(req);
+}
+
+}  // namespace idemkey::middleware

@@ -1,0 +1,223 @@
+#include "server/daemon/daemon.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/auth/authorizer.h"
+#include "server/auth/token_table.h"
+#include "server/metrics/call_metrics.h"
+#include "server/metrics/http_endpoint.h"
+#include "server/metrics/store_metrics.h"
+#include "server/service/admin_service.h"
+#include "server/service/key_service.h"
+#include "server/util/log.h"
+#include "server/util/thread_pool.h"
+
+namespace idemkey {
+namespace {
+
+using util::Log;
+using util::LogLevel;
+
+sigset_t TerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Written to a temporary name and renamed, so a reader never sees half a port.
+bool WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out.good()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t set = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int RunDaemon(const DaemonOptions& options) {
+  // Debian's Abseil checks every absl::Mutex (gRPC's locks) for lock-order
+  // cycles, recording a stack trace per acquisition: about 4% of the CPU of
+  // a busy idemkeyd. The deadlocks it would find are gRPC's to test for.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  std::string warning;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFor(options.listen, options.tls, &warning);
+  if (!credentials.ok()) {
+    Log(LogLevel::kError,
+        absl::StrCat("cannot start: ", credentials.status().message()));
+    return 1;
+  }
+  if (!warning.empty()) Log(LogLevel::kWarning, warning);
+  std::unique_ptr<auth::TokenTable> tokens;
+  if (!options.tokens_file.empty()) {
+    absl::StatusOr<std::unique_ptr<auth::TokenTable>> loaded =
+        auth::TokenTable::Load(options.tokens_file);
+    if (!loaded.ok()) {
+      Log(LogLevel::kError,
+          absl::StrCat("cannot start: ", loaded.status().message()));
+      return 1;
+    }
+    tokens = *std::move(loaded);
+  }
+  const auth::Authorizer authorizer(tokens.get());
+  absl::StatusOr<std::unique_ptr<store::RocksDbBackend>> backend =
+      store::RocksDbBackend::Open(options.rocksdb);
+  if (!backend.ok()) {
+    Log(LogLevel::kError,
+        absl::StrCat("cannot start: ", backend.status().message()));
+    return 1;
+  }
+  store::KeyStore key_store(backend->get(), options.key_store);
+  util::ThreadPool pool(options.store_threads);
+  service::KeyServiceImpl key_service(&key_store, &pool, &authorizer);
+  service::AdminServiceImpl admin_service(&key_store, &pool, &authorizer);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // Without this a second server on the same port starts silently and takes
+  // half the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Room for a response at the limit plus the request around it, so an
+  // oversized response reaches the store's clear error rather than a
+  // transport error.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      options.key_store.limits.max_response_bytes + (1 << 20)));
+  int port = 0;
+  builder.AddListeningPort(options.listen, *credentials, &port);
+  builder.RegisterService(&key_service);
+  builder.RegisterService(&admin_service);
+  // Every call of both services is counted and timed by one interceptor.
+  metrics::CallMetrics call_metrics(
+      {idemkey::v1::KeyService::service_full_name(),
+       idemkey::v1::AdminService::service_full_name()});
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      metrics::NewCallMetricsInterceptorFactory(&call_metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    Log(LogLevel::kError,
+        absl::StrCat("cannot listen on ", options.listen,
+                     ": the address is in use or invalid (see --listen)"));
+    pool.Shutdown();
+    (void)(*backend)->Close();
+    return 1;
+  }
+  // After the gRPC server, before --port_file says the daemon is up.
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint;
+  if (!options.metrics_listen.empty()) {
+    store::RocksDbBackend* store_backend = backend->get();
+    absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> started =
+        metrics::MetricsEndpoint::Start(
+            options.metrics_listen, [&call_metrics, store_backend] {
+              metrics::TextWriter out;
+              call_metrics.Write(&out);
+              absl::StatusOr<store::BackendStats> stats =
+                  store_backend->Stats();
+              if (stats.ok()) metrics::WriteStoreMetrics(*stats, &out);
+              return out.Take();
+            });
+    if (started.ok() && !options.metrics_port_file.empty() &&
+        !WritePortFile(options.metrics_port_file, (*started)->port())) {
+      started = absl::InternalError(absl::StrCat(
+          "cannot write --metrics_port_file ", options.metrics_port_file));
+    }
+    if (!started.ok()) {
+      Log(LogLevel::kError, std::string(started.status().message()));
+      server->Shutdown();
+      pool.Shutdown();
+      (void)(*backend)->Close();
+      return 1;
+    }
+    metrics_endpoint = *std::move(started);
+    Log(LogLevel::kInfo,
+        absl::StrCat(
+            "metrics on http://",
+            options.metrics_listen.substr(0, options.metrics_listen.rfind(':')),
+            ":", metrics_endpoint->port(), "/metrics"));
+  }
+  if (!options.port_file.empty() && !WritePortFile(options.port_file, port)) {
+    Log(LogLevel::kError,
+        absl::StrCat("cannot write --port_file ", options.port_file));
+    metrics_endpoint.reset();
+    server->Shutdown();
+    pool.Shutdown();
+    (void)(*backend)->Close();
+    return 1;
+  }
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  Log(LogLevel::kInfo,
+      absl::StrCat("idemkeyd serving on ", host, ":", port, ", data in ",
+                   options.rocksdb.path, " (sync ",
+                   options.rocksdb.sync ? "on" : "off", ", ",
+                   options.tls.cert_file.empty()        ? "plaintext"
+                   : options.tls.client_ca_file.empty() ? "TLS"
+                                                        : "mutual TLS",
+                   ", ",
+                   tokens ? absl::StrCat(tokens->size(), " tokens")
+                          : std::string("no auth"),
+                   ", ", key_store.ListTenants().size(), " tenants)"));
+
+  sigset_t signals = TerminationSignals();
+  int sig = 0;
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    if (tokens == nullptr) {
+      Log(LogLevel::kInfo, "SIGHUP: nothing to reload (no --tokens_file)");
+    } else if (absl::Status s = tokens->Reload(); !s.ok()) {
+      Log(LogLevel::kError, absl::StrCat("SIGHUP: tokens not reloaded, the "
+                                         "previous ones stay: ",
+                                         s.message()));
+    } else {
+      Log(LogLevel::kInfo, absl::StrCat("SIGHUP: reloaded ", tokens->size(),
+                                        " tokens from ", tokens->path()));
+    }
+  }
+  Log(LogLevel::kInfo,
+      absl::StrCat("signal ", sig, ": draining in-flight calls"));
+
+  server->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on
+  server->Shutdown(std::chrono::system_clock::now() +
+                   absl::ToChronoNanoseconds(options.drain_timeout));
+  pool.Shutdown();  // runs the store calls already queued
+  server->Wait();
+  server.reset();
+  // Scrapes were answered while draining; the store closes next.
+  if (metrics_endpoint != nullptr) metrics_endpoint->Stop();
+
+  if (absl::Status s = (*backend)->Close(); !s.ok()) {
+    Log(LogLevel::kError, absl::StrCat("closing the store: ", s.message()));
+    return 3;
+  }
+  Log(LogLevel::kInfo, "stopped cleanly");
+  return 0;
+}
+
+}  // namespace idemkey

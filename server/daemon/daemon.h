@@ -1,0 +1,54 @@
+// daemon.h — idemkeyd's life: open the store, serve gRPC, drain on a signal.
+//
+//   DaemonOptions options;          // main.cc fills it from flags
+//   options.rocksdb.path = "./data";
+//   return RunDaemon(options);      // blocks until SIGTERM or SIGINT
+//
+// Exit codes: 0 after a clean drain, 1 when the store or the listener could
+// not be set up (the log line says why), 3 when closing the store failed.
+
+#ifndef IDEMKEY_SERVER_DAEMON_DAEMON_H_
+#define IDEMKEY_SERVER_DAEMON_DAEMON_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "server/daemon/transport_security.h"
+#include "server/store/key_store.h"
+#include "server/store/rocksdb/rocksdb_backend.h"
+
+namespace idemkey {
+
+struct DaemonOptions {
+  // host:port; port 0 picks a free one (see port_file).
+  std::string listen = "127.0.0.1:50051";
+  // If set, the bound port is written here once the server accepts calls.
+  std::string port_file;
+  // TLS, mutual TLS, or plaintext (loopback, or with `insecure`).
+  TlsOptions tls;
+  // host:port of the Prometheus /metrics endpoint; empty: none. Port 0 picks
+  // a free one, written to metrics_port_file if set.
+  std::string metrics_listen;
+  std::string metrics_port_file;
+  // Bearer tokens (auth/token_table.h), reloaded on SIGHUP; empty: auth off.
+  std::string tokens_file;
+  store::RocksDbOptions rocksdb;
+  store::KeyStoreOptions key_store;
+  // Threads running store calls (each may wait on a WAL sync).
+  size_t store_threads = 32;
+  // How long SIGTERM waits for in-flight calls before cancelling them.
+  absl::Duration drain_timeout = absl::Seconds(10);
+};
+
+// SIGHUP reloads the tokens file. Must be called with SIGTERM, SIGINT and
+// SIGHUP blocked in every thread (see
+// BlockTerminationSignals); waits for them with sigwait.
+int RunDaemon(const DaemonOptions& options);
+
+// Blocks the signals RunDaemon waits for, in this thread and every thread it
+// starts afterwards. Call first thing in main.
+void BlockTerminationSignals();
+
+}  // namespace idemkey
+
+#endif  // IDEMKEY_SERVER_DAEMON_DAEMON_H_

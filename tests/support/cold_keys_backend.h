@@ -1,0 +1,88 @@
+// cold_keys_backend.h — a Backend for unit tests whose keys starting with
+// "cold" are "on disk": a call that may not wait for I/O and touches one
+// answers WouldBlockError, having changed nothing, as RocksDbBackend does
+// for a record outside its caches. Everything else is a MemoryBackend.
+//
+//   ColdKeysBackend backend;
+//   KeyStore store(&backend, {});
+//   store.Lookup("acme", "cold-1", {.may_wait_for_io = false});  // WouldBlock
+
+#ifndef IDEMKEY_TESTS_SUPPORT_COLD_KEYS_BACKEND_H_
+#define IDEMKEY_TESTS_SUPPORT_COLD_KEYS_BACKEND_H_
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "server/store/backend.h"
+#include "server/store/memory_backend.h"
+
+namespace idemkey::testing {
+
+class ColdKeysBackend final : public store::Backend {
+ public:
+  absl::Status Update(absl::string_view tenant, absl::string_view key,
+                      const store::CallOptions& options, UpdateFn fn) override {
+    if (Refuses(key, options)) return store::WouldBlockError();
+    ++updates_run_;
+    return memory_.Update(tenant, key, options, fn);
+  }
+  absl::StatusOr<std::optional<store::Record>> Get(
+      absl::string_view tenant, absl::string_view key,
+      const store::CallOptions& options) override {
+    if (Refuses(key, options)) return store::WouldBlockError();
+    return memory_.Get(tenant, key, options);
+  }
+  absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
+                    absl::string_view start, ScanFn fn) override {
+    return memory_.Scan(tenant, prefix, start, fn);
+  }
+  absl::StatusOr<uint64_t> NextFencingToken(
+      const store::CallOptions& options) override {
+    return memory_.NextFencingToken(options);
+  }
+  absl::StatusOr<store::TenantInfo> CreateTenant(
+      absl::string_view name, const store::CallOptions& options) override {
+    return memory_.CreateTenant(name, options);
+  }
+  absl::Status DropTenant(absl::string_view name,
+                          const store::CallOptions& options) override {
+    return memory_.DropTenant(name, options);
+  }
+  std::vector<store::TenantInfo> ListTenants() override {
+    return memory_.ListTenants();
+  }
+  absl::StatusOr<store::BackendStats> Stats() override {
+    return memory_.Stats();
+  }
+  absl::StatusOr<store::CompactionResult> Compact(
+      absl::string_view tenant) override {
+    return memory_.Compact(tenant);
+  }
+  absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) override {
+    return memory_.Checkpoint(dir);
+  }
+
+  // Updates that reached the records (refused ones do not count).
+  int updates_run() const { return updates_run_; }
+  // Calls refused for I/O so far.
+  int refusals() const { return refusals_; }
+
+ private:
+  bool Refuses(absl::string_view key, const store::CallOptions& options) {
+    if (options.may_wait_for_io || !absl::StartsWith(key, "cold")) {
+      return false;
+    }
+    ++refusals_;
+    return true;
+  }
+
+  store::MemoryBackend memory_;
+  std::atomic<int> updates_run_{0};
+  std::atomic<int> refusals_{0};
+};
+
+}  // namespace idemkey::testing
+
+#endif  // IDEMKEY_TESTS_SUPPORT_COLD_KEYS_BACKEND_H_

@@ -1,0 +1,295 @@
+// The framework-free middleware core over the in-process key service: the
+// decisions of docs/semantics.md, "Middleware" without any network.
+
+#include "idemkey/middleware/core.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "idemkey/testing/in_process_key_service.h"
+
+namespace idemkey::middleware {
+namespace {
+
+IncomingRequest Post(absl::string_view key, absl::string_view body = "{}") {
+  return {.method = "POST",
+          .route = "/v1/charges",
+          .tenant = "acme",
+          .key = key,
+          .has_key = true,
+          .body = body};
+}
+
+idemkey::v1::StoredResponse Response(int32_t status, const std::string& body) {
+  idemkey::v1::StoredResponse r;
+  r.set_status_code(status);
+  r.set_body(body);
+  return r;
+}
+
+class CoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<IdempotencyCore> NewCore(MiddlewareOptions options = {}) {
+    return std::make_unique<IdempotencyCore>(keys_, std::move(options));
+  }
+
+  std::shared_ptr<idemkey::testing::InProcessKeyService> keys_ =
+      std::make_shared<idemkey::testing::InProcessKeyService>();
+};
+
+TEST_F(CoreTest, FirstRequestRunsAndRetryReplays) {
+  auto core = NewCore();
+  Decision first = core->Begin(Post("k"));
+  ASSERT_EQ(first.action, Action::kRun);
+  ASSERT_TRUE(first.execution->Finish(Response(201, "created")).ok());
+  Decision retry = core->Begin(Post("k"));
+  ASSERT_EQ(retry.action, Action::kReplay);
+  EXPECT_EQ(retry.replay.status_code(), 201);
+  EXPECT_EQ(retry.replay.body(), "created");
+}
+
+TEST_F(CoreTest, BypassRules) {
+  MiddlewareOptions options;
+  options.excluded_routes = {"POST /v1/login"};
+  auto core = NewCore(options);
+  IncomingRequest get = Post("k");
+  get.method = "GET";
+  EXPECT_EQ(core->Begin(get).action, Action::kBypass);
+  IncomingRequest login = Post("k");
+  login.route = "/v1/login";
+  EXPECT_EQ(core->Begin(login).action, Action::kBypass);
+  IncomingRequest no_tenant = Post("k");
+  no_tenant.tenant = "";
+  EXPECT_EQ(core->Begin(no_tenant).action, Action::kBypass);
+  IncomingRequest no_key = Post("");
+  no_key.has_key = false;
+  EXPECT_EQ(core->Begin(no_key).action, Action::kBypass);  // key optional
+}
+
+TEST_F(CoreTest, KeyRulesReject) {
+  MiddlewareOptions options;
+  options.require_key = true;
+  auto core = NewCore(options);
+  IncomingRequest no_key = Post("");
+  no_key.has_key = false;
+  Decision missing = core->Begin(no_key);
+  ASSERT_EQ(missing.action, Action::kReject);
+  EXPECT_EQ(missing.rejection.reason, RejectReason::kMissingKey);
+  for (const std::string& bad :
+       {std::string(""), std::string(257, 'k'), std::string("a b"),
+        std::string("caf\xc3\xa9")}) {
+    Decision d = core->Begin(Post(bad));
+    ASSERT_EQ(d.action, Action::kReject) << bad;
+    EXPECT_EQ(d.rejection.reason, RejectReason::kMalformedKey) << bad;
+  }
+}
+
+TEST_F(CoreTest, OtherBodyIsMismatchAndConcurrentIsInProgress) {
+  auto core = NewCore();
+  Decision owner = core->Begin(Post("k", "a"));
+  ASSERT_EQ(owner.action, Action::kRun);
+  Decision concurrent = core->Begin(Post("k", "a"));
+  ASSERT_EQ(concurrent.action, Action::kReject);
+  EXPECT_EQ(concurrent.rejection.reason, RejectReason::kInProgress);
+  EXPECT_GE(concurrent.rejection.retry_after_seconds, 29);
+  Decision other = core->Begin(Post("k", "b"));
+  ASSERT_EQ(other.action, Action::kReject);
+  EXPECT_EQ(other.rejection.reason, RejectReason::kMismatch);
+}
+
+TEST_F(CoreTest, UnfinishedExecutionReleasesTheKey) {
+  auto core = NewCore();
+  {
+    Decision d = core->Begin(Post("k"));
+    ASSERT_EQ(d.action, Action::kRun);
+    // The handler threw: the Decision goes out of scope unfinished.
+  }
+  EXPECT_EQ(core->Begin(Post("k")).action, Action::kRun);
+}
+
+TEST_F(CoreTest, NotFinalStatusIsReleased) {
+  MiddlewareOptions options;
+  options.not_final_statuses = {503};
+  auto core = NewCore(options);
+  Decision d = core->Begin(Post("k"));
+  ASSERT_TRUE(d.execution->Finish(Response(503, "busy")).ok());
+  EXPECT_EQ(core->Begin(Post("k")).action, Action::kRun);
+}
+
+TEST_F(CoreTest, UnreachableServiceFailsClosedOrOpen) {
+  keys_->SetUnavailable(true);
+  Decision closed = NewCore()->Begin(Post("k"));
+  ASSERT_EQ(closed.action, Action::kReject);
+  EXPECT_EQ(closed.rejection.reason, RejectReason::kUnavailable);
+  MiddlewareOptions open;
+  open.fail_open = true;
+  EXPECT_EQ(NewCore(open)->Begin(Post("k")).action, Action::kBypass);
+}
+
+TEST_F(CoreTest, ReplayCacheServesWithoutTheService) {
+  MiddlewareOptions options;
+  options.replay_cache_entries = 2;
+  auto core = NewCore(options);
+  ASSERT_TRUE(
+      core->Begin(Post("k")).execution->Finish(Response(200, "x")).ok());
+  keys_->SetUnavailable(true);
+  Decision cached = core->Begin(Post("k"));
+  ASSERT_EQ(cached.action, Action::kReplay);
+  EXPECT_EQ(cached.replay.body(), "x");
+  // Another body is not served from the cache: the service must decide.
+  EXPECT_EQ(core->Begin(Post("k", "other")).action, Action::kReject);
+}
+
+TEST_F(CoreTest, LapsedLeaseOfACrashedOwnerIsTakenOver) {
+  auto core = NewCore();
+  Decision crashed = core->Begin(Post("k"));
+  const uint64_t dead_token = crashed.execution->fencing_token();
+  keys_->AdvanceClock(absl::Seconds(31));
+  Decision retry = core->Begin(Post("k"));
+  ASSERT_EQ(retry.action, Action::kRun);
+  EXPECT_GT(retry.execution->fencing_token(), dead_token);
+  ASSERT_TRUE(retry.execution->Finish(Response(201, "second")).ok());
+  EXPECT_EQ(crashed.execution->Finish(Response(201, "late")).code(),
+            absl::StatusCode::kAborted);
+}
+
+// Many threads start at once and each runs `body(thread_index)`.
+template <typename Body>
+void RunTogether(int threads, Body body) {
+  std::atomic<int> ready{0};
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&, t] {
+      ++ready;
+      while (ready < threads) std::this_thread::yield();
+      body(t);
+    });
+  }
+  for (std::thread& t : running) t.join();
+}
+
+TEST_F(CoreTest, ConcurrentRequestsOnOneKeyRunTheHandlerOnce) {
+  constexpr int kThreads = 16;
+  constexpr int kRounds = 20;
+  auto core = NewCore();
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string key = "race-" + std::to_string(round);
+    std::atomic<int> decided{0}, runs{0}, in_progress{0};
+    RunTogether(kThreads, [&](int) {
+      Decision d = core->Begin(Post(key));
+      ++decided;
+      if (d.action == Action::kRun) {
+        ++runs;
+        // The handler is still running when every other request is answered.
+        while (decided < kThreads) std::this_thread::yield();
+        EXPECT_TRUE(d.execution->Finish(Response(201, key)).ok());
+      } else if (d.action == Action::kReject &&
+                 d.rejection.reason == RejectReason::kInProgress) {
+        ++in_progress;
+      }
+    });
+    ASSERT_EQ(runs, 1) << key;
+    ASSERT_EQ(in_progress, kThreads - 1) << key;
+    Decision retry = core->Begin(Post(key));
+    ASSERT_EQ(retry.action, Action::kReplay) << key;
+    EXPECT_EQ(retry.replay.body(), key);
+  }
+}
+
+TEST_F(CoreTest, ConcurrentWaitingRetriesReplayTheOneRun) {
+  constexpr int kThreads = 16;
+  MiddlewareOptions options;
+  options.wait_for_result = absl::Seconds(60);
+  options.wait_poll_interval = absl::Milliseconds(1);
+  options.replay_cache_entries = 4;
+  auto core = NewCore(options);
+  std::atomic<int> runs{0}, replays{0};
+  RunTogether(kThreads, [&](int) {
+    Decision d = core->Begin(Post("k"));
+    if (d.action == Action::kRun) {
+      ++runs;
+      absl::SleepFor(absl::Milliseconds(20));  // the others start waiting
+      EXPECT_TRUE(d.execution->Finish(Response(201, "the one run")).ok());
+    } else if (d.action == Action::kReplay) {
+      ++replays;
+      EXPECT_EQ(d.replay.status_code(), 201);
+      EXPECT_EQ(d.replay.body(), "the one run");
+    }
+  });
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(replays, kThreads - 1);
+}
+
+// The heartbeat thread renews every running handler's lease while service
+// time passes well beyond one lease; the results then replay from a cache
+// smaller than the number of keys, used by every thread at once.
+TEST_F(CoreTest, ConcurrentHandlersKeepTheirLeasesThroughHeartbeats) {
+  constexpr int kThreads = 8;
+  MiddlewareOptions options;
+  options.heartbeat_interval = absl::Milliseconds(1);
+  options.replay_cache_entries = kThreads / 2;
+  auto core = NewCore(options);
+  std::atomic<int> running{0};
+  std::atomic<bool> lease_outlived{false};
+  std::thread handlers([&] {
+    RunTogether(kThreads, [&](int t) {
+      const std::string key = "k" + std::to_string(t);
+      Decision d = core->Begin(Post(key));
+      ++running;
+      ASSERT_EQ(d.action, Action::kRun) << key;
+      while (!lease_outlived) std::this_thread::yield();
+      // ABORTED here would mean the lease lapsed.
+      ASSERT_TRUE(d.execution->Finish(Response(200, key)).ok()) << key;
+      for (int i = 0; i < 50; ++i) {
+        Decision replay = core->Begin(Post(key));
+        ASSERT_EQ(replay.action, Action::kReplay) << key;
+        EXPECT_EQ(replay.replay.body(), key);
+      }
+    });
+  });
+  while (running < kThreads) std::this_thread::yield();
+  // Four steps of a third of a lease each, so 40 s pass against a 30 s lease;
+  // every step waits until each lease was renewed from the new time.
+  auto outlive_the_lease = [&]() -> ::testing::AssertionResult {
+    const absl::Duration lease = core->options().lease;
+    for (int step = 0; step < 4; ++step) {
+      keys_->AdvanceClock(lease / 3);
+      const absl::Time renewed = keys_->Now() + lease;
+      const absl::Time deadline = absl::Now() + absl::Seconds(30);
+      for (int t = 0; t < kThreads; ++t) {
+        const std::string key = "k" + std::to_string(t);
+        for (;;) {
+          idemkey::v1::LookupRequest lookup;
+          lookup.set_tenant("acme");
+          lookup.set_key(key);
+          absl::StatusOr<idemkey::v1::LookupResponse> r = keys_->Lookup(lookup);
+          if (!r.ok()) return ::testing::AssertionFailure() << r.status();
+          const auto& expiry = r->record().lease_expires_at();
+          if (absl::FromUnixSeconds(expiry.seconds()) +
+                  absl::Nanoseconds(expiry.nanos()) >=
+              renewed) {
+            break;
+          }
+          if (absl::Now() > deadline) {
+            return ::testing::AssertionFailure()
+                   << key << "'s lease was not renewed in step " << step;
+          }
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+      }
+    }
+    return ::testing::AssertionSuccess();
+  };
+  const ::testing::AssertionResult outlived = outlive_the_lease();
+  lease_outlived = true;
+  handlers.join();
+  EXPECT_TRUE(outlived);
+}
+
+}  // namespace
+}  // namespace idemkey::middleware
