@@ -6,7 +6,7 @@
 // quantiles, errors and each rate as a fraction of the ping rate: how much
 // of the transport's ceiling the store leaves.
 //
-//   build/server/idemkeyd --listen=127.0.0.1:50051 --data_dir=/tmp/bench-data &
+//   build/server/daemon/idemkeyd --listen=127.0.0.1:50051 --data_dir=/tmp/bench-data &
 //   build/bench/idemkey-bench --address=127.0.0.1:50051 --in_flight=1,64
 //   build/bench/idemkey-bench --scenarios=ping,pairs,hot --csv=/tmp/bench.csv
 //   build/bench/idemkey-bench --target=redis --redis=127.0.0.1:6379

@@ -17,9 +17,9 @@
 # the data directories and server logs).
 
 # The binaries, relative to $BUILD_DIR.
-IDEMKEYD_BIN=server/idemkeyd
+IDEMKEYD_BIN=server/daemon/idemkeyd
 BENCH_BIN=bench/idemkey-bench
-IDEMCTL_BIN=client/idemctl/idemctl
+IDEMCTL_BIN=client/cpp/idemctl/idemctl
 
 SERVER_PIDS=()
 

@@ -58,7 +58,7 @@ case "${1:-}" in
     install_packages
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_BUILD_TESTS=OFF \
       -DIDEMKEY_BUILD_BENCH=OFF
-    exec build/server/idemkeyd --listen=127.0.0.1:50051 --data_dir=./data "$@"
+    exec build/server/daemon/idemkeyd --listen=127.0.0.1:50051 --data_dir=./data "$@"
     ;;
   test)
     install_packages
