@@ -25,14 +25,15 @@ idemkey::v1::Outcome ToProto(store::ReserveOutcome outcome) {
 
 // One op of a Batch, authorized and applied as its own call would be.
 absl::Status RunBatchOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
-                        AuthorizeTenant authorize,
+                        AuthorizeTenant authorize, MayCreateTenant may_create,
                         idemkey::v1::BatchResult* result,
                         const store::CallOptions& options) {
   absl::Status s;
   switch (op.call_case()) {
     case idemkey::v1::BatchOp::kReserve:
       if (s = authorize(op.reserve().tenant()); !s.ok()) return s;
-      return Reserve(store, op.reserve(), result->mutable_reserve(), options);
+      return Reserve(store, op.reserve(), result->mutable_reserve(), options,
+                     may_create(op.reserve().tenant()));
     case idemkey::v1::BatchOp::kComplete:
       if (s = authorize(op.complete().tenant()); !s.ok()) return s;
       return Complete(store, op.complete(), result->mutable_complete(),
@@ -61,7 +62,8 @@ absl::Status RunBatchOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
 absl::Status Reserve(store::KeyStore& store,
                      const idemkey::v1::ReserveRequest& request,
                      idemkey::v1::ReserveResponse* response,
-                     const store::CallOptions& options) {
+                     const store::CallOptions& options,
+                     bool may_create_tenant) {
   absl::StatusOr<store::ReserveResult> r = store.Reserve(
       {
           .tenant = request.tenant(),
@@ -70,6 +72,7 @@ absl::Status Reserve(store::KeyStore& store,
           .attempt_id = request.attempt_id(),
           .lease_ms = DurationMillis(request.lease()),
           .ttl_ms = DurationMillis(request.ttl()),
+          .may_create_tenant = may_create_tenant,
       },
       options);
   if (!r.ok()) return r.status();
@@ -133,7 +136,7 @@ absl::Status Lookup(store::KeyStore& store,
 
 absl::Status Batch(store::KeyStore& store,
                    const idemkey::v1::BatchRequest& request,
-                   AuthorizeTenant authorize,
+                   AuthorizeTenant authorize, MayCreateTenant may_create,
                    idemkey::v1::BatchResponse* response,
                    const store::CallOptions& options) {
   if (request.ops_size() > kMaxBatchOps) {
@@ -143,8 +146,8 @@ absl::Status Batch(store::KeyStore& store,
   }
   for (int i = response->results_size(); i < request.ops_size(); ++i) {
     idemkey::v1::BatchResult result;
-    absl::Status s =
-        RunBatchOp(store, request.ops(i), authorize, &result, options);
+    absl::Status s = RunBatchOp(store, request.ops(i), authorize, may_create,
+                                &result, options);
     if (store::IsWouldBlock(s)) return s;  // resumes at this op
     if (!s.ok()) {
       result.clear_response();

@@ -27,10 +27,12 @@
 
 namespace idemkey::api {
 
+// `may_create_tenant`: see ReserveArgs.
 absl::Status Reserve(store::KeyStore& store,
                      const idemkey::v1::ReserveRequest& request,
                      idemkey::v1::ReserveResponse* response,
-                     const store::CallOptions& options = {});
+                     const store::CallOptions& options = {},
+                     bool may_create_tenant = true);
 absl::Status Complete(store::KeyStore& store,
                       const idemkey::v1::CompleteRequest& request,
                       idemkey::v1::CompleteResponse* response,
@@ -52,6 +54,8 @@ inline constexpr int kMaxBatchOps = 1000;
 
 // May the caller touch this tenant's records? OK or the refusal.
 using AuthorizeTenant = absl::FunctionRef<absl::Status(absl::string_view)>;
+// May the caller's Reserve create this unknown tenant?
+using MayCreateTenant = absl::FunctionRef<bool(absl::string_view)>;
 
 // Each op of `request`, authorized and applied exactly as its own call
 // would be, in order, its result (or error) appended to `response`.
@@ -62,7 +66,7 @@ using AuthorizeTenant = absl::FunctionRef<absl::Status(absl::string_view)>;
 // runs once. The call itself fails only for a malformed batch.
 absl::Status Batch(store::KeyStore& store,
                    const idemkey::v1::BatchRequest& request,
-                   AuthorizeTenant authorize,
+                   AuthorizeTenant authorize, MayCreateTenant may_create,
                    idemkey::v1::BatchResponse* response,
                    const store::CallOptions& options = {});
 

@@ -36,6 +36,13 @@ absl::Status Authorizer::ForTenant(const ClientMetadata& metadata,
                    "\" and cannot access another tenant's records"));
 }
 
+bool Authorizer::NamesTenant(const ClientMetadata& metadata,
+                             absl::string_view tenant) const {
+  if (tokens_ == nullptr) return true;
+  absl::StatusOr<Principal> who = Identify(metadata);
+  return who.ok() && !who->admin && who->tenant == tenant;
+}
+
 absl::Status Authorizer::ForAdmin(const ClientMetadata& metadata) const {
   if (tokens_ == nullptr) return absl::OkStatus();
   absl::StatusOr<Principal> who = Identify(metadata);

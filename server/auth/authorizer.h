@@ -36,6 +36,11 @@ class Authorizer {
                          absl::string_view tenant) const;
   // PERMISSION_DENIED for a tenant token.
   absl::Status ForAdmin(const ClientMetadata& metadata) const;
+  // Whether the caller's token names `tenant` itself (not an admin token,
+  // which reaches every tenant): only such a caller's first Reserve creates
+  // the tenant when auth is on. True when auth is off.
+  bool NamesTenant(const ClientMetadata& metadata,
+                   absl::string_view tenant) const;
 
  private:
   absl::StatusOr<Principal> Identify(const ClientMetadata& metadata) const;

@@ -15,8 +15,10 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/auth/authorizer.h"
 #include "server/auth/token_table.h"
+#include "server/daemon/tenant_creation.h"
 #include "server/metrics/call_metrics.h"
 #include "server/metrics/http_endpoint.h"
+#include "server/metrics/process_metrics.h"
 #include "server/metrics/store_metrics.h"
 #include "server/service/admin_service.h"
 #include "server/service/key_service.h"
@@ -83,6 +85,22 @@ int RunDaemon(const DaemonOptions& options) {
     tokens = *std::move(loaded);
   }
   const auth::Authorizer authorizer(tokens.get());
+  absl::StatusOr<TenantCreation> creation = ResolveTenantCreation(
+      options.auto_create_tenants, tokens != nullptr,
+      IsLoopbackHost(options.listen.substr(0, options.listen.rfind(':'))));
+  if (!creation.ok()) {
+    Log(LogLevel::kError,
+        absl::StrCat("cannot start: ", creation.status().message()));
+    return 1;
+  }
+  if (!creation->auto_create && options.auto_create_tenants == "auto") {
+    Log(LogLevel::kInfo,
+        "tenants are not created by Reserve: idemkeyd listens beyond "
+        "loopback without --tokens_file, so any caller could; create them "
+        "with `idemctl tenants create NAME` (or --auto_create_tenants=true)");
+  }
+  store::KeyStoreOptions key_store_options = options.key_store;
+  key_store_options.auto_create_tenants = creation->auto_create;
   absl::StatusOr<std::unique_ptr<store::RocksDbBackend>> backend =
       store::RocksDbBackend::Open(options.rocksdb);
   if (!backend.ok()) {
@@ -90,9 +108,10 @@ int RunDaemon(const DaemonOptions& options) {
         absl::StrCat("cannot start: ", backend.status().message()));
     return 1;
   }
-  store::KeyStore key_store(backend->get(), options.key_store);
+  store::KeyStore key_store(backend->get(), key_store_options);
   util::ThreadPool pool(options.store_threads);
-  service::KeyServiceImpl key_service(&key_store, &pool, &authorizer);
+  service::KeyServiceImpl key_service(&key_store, &pool, &authorizer,
+                                      creation->creators);
   service::AdminServiceImpl admin_service(&key_store, &pool, &authorizer);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -120,6 +139,7 @@ int RunDaemon(const DaemonOptions& options) {
   interceptors.push_back(
       metrics::NewCallMetricsInterceptorFactory(&call_metrics));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  const absl::Time start_time = absl::Now();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(LogLevel::kError,
@@ -129,15 +149,22 @@ int RunDaemon(const DaemonOptions& options) {
     (void)(*backend)->Close();
     return 1;
   }
+  // Health per service as well as for the whole server (""), so a client
+  // can ask about the service it uses; Shutdown turns them all NOT_SERVING.
+  for (const char* service : {idemkey::v1::KeyService::service_full_name(),
+                              idemkey::v1::AdminService::service_full_name()}) {
+    server->GetHealthCheckService()->SetServingStatus(service, true);
+  }
   // After the gRPC server, before --port_file says the daemon is up.
   std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint;
   if (!options.metrics_listen.empty()) {
     store::RocksDbBackend* store_backend = backend->get();
     absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> started =
         metrics::MetricsEndpoint::Start(
-            options.metrics_listen, [&call_metrics, store_backend] {
+            options.metrics_listen, [&call_metrics, store_backend, start_time] {
               metrics::TextWriter out;
               call_metrics.Write(&out);
+              metrics::WriteProcessMetrics(start_time, &out);
               absl::StatusOr<store::BackendStats> stats =
                   store_backend->Stats();
               if (stats.ok()) metrics::WriteStoreMetrics(*stats, &out);

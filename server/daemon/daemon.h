@@ -33,7 +33,11 @@ struct DaemonOptions {
   // Bearer tokens (auth/token_table.h), reloaded on SIGHUP; empty: auth off.
   std::string tokens_file;
   store::RocksDbOptions rocksdb;
+  // Its auto_create_tenants is set from `auto_create_tenants` below.
   store::KeyStoreOptions key_store;
+  // Who may create a tenant by Reserving in it: "auto", "true" or "false"
+  // (tenant_creation.h).
+  std::string auto_create_tenants = "auto";
   // Threads running store calls (each may wait on a WAL sync).
   size_t store_threads = 32;
   // How long SIGTERM waits for in-flight calls before cancelling them.

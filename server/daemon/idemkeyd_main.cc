@@ -35,9 +35,11 @@ ABSL_FLAG(int64_t, max_key_bytes, 256, "longest Idempotency-Key accepted");
 ABSL_FLAG(int64_t, max_tenants, 1000,
           "tenants the server accepts; each is a RocksDB column family and "
           "creating one costs more as their number grows");
-ABSL_FLAG(bool, auto_create_tenants, true,
-          "create an unknown tenant on its first Reserve instead of answering "
-          "NOT_FOUND");
+ABSL_FLAG(std::string, auto_create_tenants, "auto",
+          "whether the first Reserve of an unknown tenant creates it: auto "
+          "(with --tokens_file, for a token naming that tenant; without, "
+          "only while listening on loopback), true (any caller allowed on "
+          "the tenant) or false (admins create tenants)");
 ABSL_FLAG(int64_t, store_threads, 32,
           "threads for store calls that must wait for the disk (cold "
           "reads, write stalls, tenant creation, admin calls)");
@@ -111,8 +113,7 @@ int main(int argc, char** argv) {
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   options.rocksdb.path = absl::GetFlag(FLAGS_data_dir);
   options.rocksdb.sync = absl::GetFlag(FLAGS_sync);
-  options.key_store.auto_create_tenants =
-      absl::GetFlag(FLAGS_auto_create_tenants);
+  options.auto_create_tenants = absl::GetFlag(FLAGS_auto_create_tenants);
 
   idemkey::rules::Limits& limits = options.key_store.limits;
   limits.default_ttl_ms = Millis(absl::GetFlag(FLAGS_default_ttl));

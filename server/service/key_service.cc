@@ -1,11 +1,37 @@
 #include "server/service/key_service.h"
 
+#include <atomic>
+
+#include "absl/time/clock.h"
 #include "server/api/key_calls.h"
 #include "server/service/authorized.h"
 #include "server/service/store_call.h"
 #include "server/store/call_options.h"
+#include "server/util/log.h"
 
 namespace idemkey::service {
+namespace {
+
+// The tenant cap is the operators' business: their log says so (at most
+// every 10 s), while the app's client only hears "unavailable".
+void NoteTenantCap(const absl::Status& s) {
+  if (!store::IsTenantCap(s)) return;
+  static std::atomic<int64_t> last_ms{0};
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  int64_t last = last_ms.load();
+  if (now - last < 10'000 || !last_ms.compare_exchange_strong(last, now)) {
+    return;
+  }
+  util::Log(util::LogLevel::kWarning, s.message());
+}
+
+}  // namespace
+
+bool KeyServiceImpl::MayCreateTenant(grpc::CallbackServerContext* ctx,
+                                     absl::string_view tenant) const {
+  return creators_ == TenantCreators::kAnyCaller ||
+         auth_->NamesTenant(ctx->client_metadata(), tenant);
+}
 
 grpc::ServerUnaryReactor* KeyServiceImpl::Reserve(
     grpc::CallbackServerContext* ctx, const idemkey::v1::ReserveRequest* req,
@@ -13,8 +39,12 @@ grpc::ServerUnaryReactor* KeyServiceImpl::Reserve(
   return StartStoreCall(
       ctx, pool_, store_,
       ForTenantOf(auth_, ctx, req->tenant(),
-                  [this, req, resp](const store::CallOptions& options) {
-                    return api::Reserve(*store_, *req, resp, options);
+                  [this, ctx, req, resp](const store::CallOptions& options) {
+                    absl::Status s =
+                        api::Reserve(*store_, *req, resp, options,
+                                     MayCreateTenant(ctx, req->tenant()));
+                    NoteTenantCap(s);
+                    return s;
                   }));
 }
 
@@ -79,8 +109,11 @@ grpc::ServerUnaryReactor* KeyServiceImpl::Batch(
         auto authorize = [&](absl::string_view tenant) {
           return auth_->ForTenant(ctx->client_metadata(), tenant);
         };
+        auto may_create = [&](absl::string_view tenant) {
+          return MayCreateTenant(ctx, tenant);
+        };
         // Resumes where a run refused for I/O left off (store_call.h).
-        return api::Batch(*store_, *req, authorize, resp, options);
+        return api::Batch(*store_, *req, authorize, may_create, resp, options);
       });
 }
 

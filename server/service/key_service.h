@@ -20,12 +20,20 @@
 
 namespace idemkey::service {
 
+// Who may create an unknown tenant by Reserving in it (when the KeyStore
+// auto-creates tenants at all).
+enum class TenantCreators {
+  kAnyCaller,        // anyone allowed on the tenant, admin tokens included
+  kOwnTenantTokens,  // with auth on, only a token naming that tenant
+};
+
 class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
  public:
   // None is owned; all must outlive the service.
   KeyServiceImpl(store::KeyStore* store, util::ThreadPool* pool,
-                 const auth::Authorizer* auth)
-      : store_(store), pool_(pool), auth_(auth) {}
+                 const auth::Authorizer* auth,
+                 TenantCreators creators = TenantCreators::kOwnTenantTokens)
+      : store_(store), pool_(pool), auth_(auth), creators_(creators) {}
 
   grpc::ServerUnaryReactor* Reserve(
       grpc::CallbackServerContext* ctx, const idemkey::v1::ReserveRequest* req,
@@ -51,9 +59,13 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
                                   idemkey::v1::BatchResponse* resp) override;
 
  private:
+  bool MayCreateTenant(grpc::CallbackServerContext* ctx,
+                       absl::string_view tenant) const;
+
   store::KeyStore* const store_;
   util::ThreadPool* const pool_;
   const auth::Authorizer* const auth_;
+  const TenantCreators creators_;
 };
 
 }  // namespace idemkey::service

@@ -9,6 +9,7 @@ namespace {
 // Marks UnknownTenantError, so that a missing tenant is told from a missing
 // record (both NOT_FOUND to the client).
 constexpr char kUnknownTenantPayload[] = "idemkey.store/unknown-tenant";
+constexpr char kTenantCapPayload[] = "idemkey.store/tenant-cap";
 
 }  // namespace
 
@@ -26,11 +27,17 @@ bool IsUnknownTenant(const absl::Status& status) {
 }
 
 absl::Status TenantCapError(absl::string_view tenant, size_t max_tenants) {
-  return absl::ResourceExhaustedError(absl::StrCat(
+  absl::Status s = absl::ResourceExhaustedError(absl::StrCat(
       "cannot create tenant \"", tenant, "\": the server holds its maximum of ",
       max_tenants,
       " tenants; drop unused tenants or raise --max_tenants (see README, "
       "\"Tenants\")"));
+  s.SetPayload(kTenantCapPayload, absl::Cord());
+  return s;
+}
+
+bool IsTenantCap(const absl::Status& status) {
+  return status.GetPayload(kTenantCapPayload).has_value();
 }
 
 }  // namespace idemkey::store

@@ -172,6 +172,7 @@ class Backend {
 absl::Status UnknownTenantError(absl::string_view tenant);
 bool IsUnknownTenant(const absl::Status& status);
 absl::Status TenantCapError(absl::string_view tenant, size_t max_tenants);
+bool IsTenantCap(const absl::Status& status);
 
 }  // namespace idemkey::store
 

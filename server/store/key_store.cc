@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "idemkey/rules/validation.h"
+#include "server/store/page_token.h"
 
 namespace idemkey::store {
 namespace {
@@ -15,6 +16,15 @@ constexpr int32_t kDefaultPageSize = 100;
 constexpr int32_t kMaxPageSize = 1000;
 
 }  // namespace
+
+absl::Status KeyStore::ForReader(absl::Status s) const {
+  if (!options_.auto_create_tenants || !IsUnknownTenant(s)) return s;
+  // With auto-create on, "create it or turn auto-create on" is no advice:
+  // the tenant simply has no records yet.
+  return absl::NotFoundError(absl::StrCat(
+      s.message().substr(0, s.message().find(';')),
+      " yet: it holds no records, and its first Reserve creates it"));
+}
 
 KeyStore::KeyStore(Backend* backend, KeyStoreOptions options)
     : backend_(backend), options_(std::move(options)) {}
@@ -75,7 +85,7 @@ absl::StatusOr<ReserveResult> KeyStore::Reserve(const ReserveArgs& args,
                              *ttl_ms};
   ReserveDecision decision;
   absl::Status s = Apply(
-      args.tenant, args.key, options, /*create_tenant=*/true,
+      args.tenant, args.key, options, args.may_create_tenant,
       [&](std::optional<Record> r, int64_t now) {
         return DecideReserve(std::move(r), intent, now);
       },
@@ -102,14 +112,16 @@ absl::StatusOr<int64_t> KeyStore::Complete(absl::string_view tenant,
                               std::move(response), too_large, now);
       },
       &expires_ms);
-  if (!s.ok()) return s;
-  if (too_large) {
+  if (too_large && absl::IsResourceExhausted(s)) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "response for key \"", key, "\" of tenant \"", tenant, "\" is ",
         response_bytes, " bytes encoded; the limit is ",
         options_.limits.max_response_bytes,
-        " bytes (status, headers and body); the reservation was released"));
+        " bytes (status, headers and body); nothing was stored and the "
+        "lease still holds: Complete again without the body "
+        "(StoredResponse.body_omitted)"));
   }
+  if (!s.ok()) return s;
   return expires_ms;
 }
 
@@ -152,7 +164,7 @@ absl::StatusOr<Record> KeyStore::Lookup(absl::string_view tenant,
                                         const CallOptions& options) {
   if (absl::Status s = ValidateTenantAndKey(tenant, key); !s.ok()) return s;
   absl::StatusOr<std::optional<Record>> r = backend_->Get(tenant, key, options);
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return ForReader(r.status());
   std::optional<Record> live =
       LiveRecord(std::move(*r), options_.clock->NowMillis());
   if (!live) return NoLiveRecordError({tenant, key});
@@ -173,13 +185,13 @@ absl::StatusOr<RecordPage> KeyStore::ListRecords(const ListQuery& query) {
         "page_size ", query.page_size, " is out of range; it must be 1-",
         kMaxPageSize, " (or 0 for ", kDefaultPageSize, ")"));
   }
-  // The page token is the last key of the previous page.
-  if (!query.page_token.empty() &&
-      (!rules::ValidateKey(options_.limits, query.page_token).ok() ||
-       !absl::StartsWith(query.page_token, query.key_prefix))) {
-    return absl::InvalidArgumentError(
-        "page_token is not one this server returned for this key_prefix; "
-        "pass next_page_token unchanged");
+  // The page token holds the last key of the previous page.
+  std::string after;
+  if (!query.page_token.empty()) {
+    absl::StatusOr<std::string> last =
+        DecodePageToken(query.tenant, query.key_prefix, query.page_token);
+    if (!last.ok()) return last.status();
+    after = std::move(*last);
   }
   const size_t page_size =
       query.page_size == 0 ? kDefaultPageSize : query.page_size;
@@ -187,11 +199,10 @@ absl::StatusOr<RecordPage> KeyStore::ListRecords(const ListQuery& query) {
 
   RecordPage page;
   bool more = false;
-  const absl::string_view start =
-      query.page_token.empty() ? query.key_prefix : query.page_token;
+  const absl::string_view start = after.empty() ? query.key_prefix : after;
   absl::Status s =
       backend_->Scan(query.tenant, query.key_prefix, start, [&](Record&& r) {
-        if (r.key == query.page_token || r.ExpiredAt(now) ||
+        if ((!after.empty() && r.key == after) || r.ExpiredAt(now) ||
             (query.state && r.state != *query.state)) {
           return true;
         }
@@ -203,8 +214,11 @@ absl::StatusOr<RecordPage> KeyStore::ListRecords(const ListQuery& query) {
         page.records.push_back(std::move(r));
         return true;
       });
-  if (!s.ok()) return s;
-  if (more) page.next_page_token = page.records.back().key;
+  if (!s.ok()) return ForReader(s);
+  if (more) {
+    page.next_page_token = EncodePageToken(query.tenant, query.key_prefix,
+                                           page.records.back().key);
+  }
   return page;
 }
 

@@ -61,6 +61,9 @@ struct ReserveArgs {
   absl::string_view attempt_id;
   int64_t lease_ms = 0;  // 0: Limits::default_lease_ms
   int64_t ttl_ms = 0;    // 0: Limits::default_ttl_ms
+  // With KeyStoreOptions::auto_create_tenants, whether this call may create
+  // an unknown tenant (the service allows it only for some callers).
+  bool may_create_tenant = true;
 };
 
 // Views, like ReserveArgs: valid for the ListRecords call only.
@@ -131,6 +134,8 @@ class KeyStore {
  private:
   absl::Status ValidateTenantAndKey(absl::string_view tenant,
                                     absl::string_view key) const;
+  // A read's answer for an unknown tenant, worded for the configuration.
+  absl::Status ForReader(absl::Status s) const;
   // Runs `decide` (a transition of transitions.h, given the stored record)
   // inside Backend::Update and persists what it decided; on success `*answer`
   // is its answer. With `create_tenant`, an unknown tenant is created first

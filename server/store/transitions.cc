@@ -31,9 +31,11 @@ absl::Status CheckLeaseHolder(const std::optional<Record>& r, RecordId id,
                               uint64_t token, int64_t now_ms) {
   if (!r) return NoLiveRecordError(id);
   if (r->fencing_token != token) {
-    return absl::AbortedError(absl::StrCat(
-        "fencing token ", token, " no longer holds the lease of ", Where(id),
-        ": another attempt took over (token ", r->fencing_token, ")"));
+    // Never the holder's token: it is a capability that only its holder may
+    // know (docs/semantics.md, "Fencing tokens").
+    return absl::AbortedError(
+        absl::StrCat("fencing token ", token, " no longer holds the lease of ",
+                     Where(id), ": another attempt took over"));
   }
   if (r->state == RecordState::kCompleted) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -155,12 +157,10 @@ Transition<int64_t> DecideComplete(std::optional<Record> stored, RecordId id,
       !held.ok()) {
     return Fail<int64_t>(std::move(held));
   }
-  // Never half-written: an oversized response releases the key so a retry
-  // can run the request again.
-  if (response_over_limit) {
-    t.write = WriteAction::kDelete;
-    return t;
-  }
+  // Never half-written, and never released for it: the handler has run,
+  // so the caller completes again without the body (at most once).
+  if (response_over_limit)
+    return Fail<int64_t>(absl::ResourceExhaustedError(""));
   Record& r = *stored;
   r.state = RecordState::kCompleted;
   r.response = std::move(response);

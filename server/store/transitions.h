@@ -101,8 +101,9 @@ Transition<ReserveDecision> DecideReserve(std::optional<Record> stored,
 void IssueFencingToken(Transition<ReserveDecision>& t, uint64_t token);
 
 // Answer: when the completed record expires. `response_over_limit`: the
-// response is larger than Limits::max_response_bytes; the key is released
-// and the call fails RESOURCE_EXHAUSTED (the caller words the message).
+// response is larger than Limits::max_response_bytes; nothing is written,
+// the lease stays, and the call fails RESOURCE_EXHAUSTED (the caller words
+// the message): the middleware completes again without the body.
 Transition<int64_t> DecideComplete(std::optional<Record> stored, RecordId id,
                                    uint64_t fencing_token,
                                    idemkey::v1::StoredResponse response,

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -76,6 +77,73 @@ class AuthTest : public ::testing::Test {
   Token acme_, globex_, admin_;
   std::unique_ptr<IdemkeydProcess> server_;
 };
+
+// The rotation recipe of docs/operations.md, "Rotating tokens", step by
+// step, with an app whose client reads its token from a file: no call fails
+// and the app is never restarted.
+TEST_F(AuthTest, ATokenIsRotatedWithoutRestartingTheApp) {
+  const std::string app_token_file = dir_.path() + "/app-token";
+  auto write_app_token = [&](const std::string& token) {
+    const std::string tmp = app_token_file + ".tmp";
+    std::ofstream(tmp) << token << "\n";
+    ASSERT_EQ(std::rename(tmp.c_str(), app_token_file.c_str()), 0);
+  };
+  auto reload = [&] {
+    ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+    // SIGHUP is handled asynchronously; the log says when it is done.
+    for (int i = 0; i < 500; ++i) {
+      if (server_->Log().find("SIGHUP: reloaded") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  write_app_token(acme_.token);
+  client::ClientOptions options;
+  options.address = server_->address();
+  options.token_provider = client::TokenFromFile(app_token_file);
+  auto app = client::Client::Create(options);
+  int n = 0;
+  auto call = [&] {
+    return app
+        ->Reserve(ReserveReq("acme", "rot-" + std::to_string(++n), "b", "a"))
+        .status();
+  };
+  ASSERT_TRUE(call().ok());
+
+  // 1. Add the new token beside the old one; reload.
+  const Token next = NewToken("acme");
+  WriteTokens({acme_.line, next.line, globex_.line, admin_.line});
+  reload();
+  EXPECT_TRUE(call().ok());
+  // 2. Switch the app: rewrite its token file.
+  write_app_token(next.token);
+  EXPECT_TRUE(call().ok());
+  // 3. Remove the old token; reload. The app keeps working, the old token
+  //    does not.
+  WriteTokens({next.line, globex_.line, admin_.line});
+  std::string log_before = server_->Log();
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  for (int i = 0; i < 500 && server_->Log() == log_before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(call().ok());
+  EXPECT_EQ(ClientWith(acme_.token)->Reserve(Req("acme")).status().code(),
+            StatusCode::kUnauthenticated);
+}
+
+// --auto_create_tenants=auto with tokens: a tenant token's first Reserve
+// creates its own tenant; an admin token's does not (admins create tenants).
+TEST_F(AuthTest, OnlyATokenNamingTheTenantCreatesItByReserving) {
+  auto by_admin = ClientWith(admin_.token)->Reserve(Req("acme"));
+  EXPECT_EQ(by_admin.status().code(), StatusCode::kNotFound)
+      << by_admin.status();
+  auto by_acme = ClientWith(acme_.token)->Reserve(Req("acme"));
+  ASSERT_TRUE(by_acme.ok()) << by_acme.status();
+  EXPECT_EQ(by_acme->outcome(), idemkey::v1::OUTCOME_OWNER);
+  // Once it exists, the admin token reaches it like any tenant.
+  EXPECT_TRUE(ClientWith(admin_.token)
+                  ->Reserve(ReserveReq("acme", "order-2", "body", "a2"))
+                  .ok());
+}
 
 TEST_F(AuthTest, ATenantTokenReachesItsTenantOnly) {
   auto acme = ClientWith(acme_.token);

@@ -172,28 +172,23 @@ TEST_F(BadInputTest, NegativeLease) {
                        "lease of -5s is out of range");
 }
 
-TEST_F(BadInputTest, OversizedResponseIsRefusedAndReleasesTheKey) {
+// At most once: an oversized response is refused, nothing of it stored, and
+// the key stays leased to the attempt that ran, which completes it without
+// the body.
+TEST_F(BadInputTest, OversizedResponseIsRefusedAndTheLeaseStays) {
   idemkey::v1::StoredResponse big;
   big.set_status_code(200);
   big.set_body(std::string(4 << 20, 'x'));  // plus its field header: > 4 MiB
   auto c = client().Complete("acme", "pending", owner_.fencing_token(), big);
   EXPECT_EQ(c.status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(c.status.error_message().find(
-                "the limit is 4194304 bytes (status, headers and body); the "
-                "reservation was released"),
+                "the limit is 4194304 bytes (status, headers and body); "
+                "nothing was stored and the lease still holds"),
             std::string::npos)
       << c.status.error_message();
-  // Released, never half-written: the key is free for a retry.
-  EXPECT_EQ(client().Lookup("acme", "pending").status.error_code(),
-            StatusCode::NOT_FOUND);
-  auto retry = client().Reserve(ReserveReq("acme", "pending", "body", "a2"));
-  EXPECT_EQ(retry.reply.outcome(), idemkey::v1::OUTCOME_OWNER);
-  ASSERT_TRUE(client()
-                  .Release("acme", "pending", retry.reply.fencing_token())
-                  .status.ok());
-  // Put back what SetUp had, for the unchanged-store check.
-  owner_ = client().Reserve(ReserveReq("acme", "pending", "body", "a1")).reply;
-  before_ = Snapshot();
+  // Still leased: another attempt is told "in progress", never runs.
+  auto other = client().Reserve(ReserveReq("acme", "pending", "body", "a2"));
+  EXPECT_EQ(other.reply.outcome(), idemkey::v1::OUTCOME_IN_PROGRESS);
 }
 
 TEST_F(BadInputTest, ResponseExactlyAtTheLimitIsStored) {
@@ -210,9 +205,9 @@ TEST_F(BadInputTest, ResponseExactlyAtTheLimitIsStored) {
 
 // Past idemkeyd's receive limit (--max_response_bytes plus 1 MiB) gRPC
 // refuses the message before the store sees it, and the server goes on
-// serving. Unlike a response refused by the store (above), this leaves the
-// reservation held until its lease lapses, unless the caller releases it as
-// the middleware does (MiddlewareReleasesAKeyWhoseResponseGrpcRefused).
+// serving. As with a response refused by the store (above), the reservation
+// stays held; the middleware completes it without the body
+// (MiddlewareStoresWithoutTheBodyWhatGrpcRefused).
 TEST_F(BadInputTest, RequestOverTheReceiveLimitIsResourceExhausted) {
   idemkey::v1::CompleteRequest sent;  // what client().Complete sends
   sent.set_tenant("acme");
@@ -230,10 +225,11 @@ TEST_F(BadInputTest, RequestOverTheReceiveLimitIsResourceExhausted) {
   EXPECT_EQ(l.reply.record().state(), idemkey::v1::STATE_IN_PROGRESS);
 }
 
-// The middleware makes the same case end as docs/semantics.md says: a response
-// too large to store is refused and the key released, also when gRPC refused it
-// before the store saw it, so a retry runs at once instead of after the lease.
-TEST_F(BadInputTest, MiddlewareReleasesAKeyWhoseResponseGrpcRefused) {
+// The middleware ends both cases as docs/semantics.md says ("At most
+// once"): a response too large to store, also one gRPC refused before the
+// store saw it, is stored without its body, and a retry replays the status
+// with Idempotency-Body-Omitted instead of running the handler again.
+TEST_F(BadInputTest, MiddlewareStoresWithoutTheBodyWhatGrpcRefused) {
   client::ClientOptions options;
   options.address = server().address();
   options.call_timeout = absl::Seconds(30);
@@ -245,16 +241,29 @@ TEST_F(BadInputTest, MiddlewareReleasesAKeyWhoseResponseGrpcRefused) {
                                             .key = "export-1",
                                             .has_key = true,
                                             .body = "{}"};
-  middleware::Decision first = core.Begin(request);
-  ASSERT_EQ(first.action, middleware::Action::kRun);
-  idemkey::v1::StoredResponse huge;
-  huge.set_status_code(200);
-  huge.set_body(std::string(6 << 20, 'x'));
-  absl::Status s = first.execution->Finish(huge);
-  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
-  EXPECT_EQ(client().Lookup("acme", "export-1").status.error_code(),
-            StatusCode::NOT_FOUND);
-  EXPECT_EQ(core.Begin(request).action, middleware::Action::kRun);
+  for (size_t bytes : {size_t{6} << 20, (size_t{4} << 20) + 100}) {
+    const std::string key = "export-" + std::to_string(bytes);
+    middleware::IncomingRequest r = request;
+    r.key = key;
+    middleware::Decision first = core.Begin(r);
+    ASSERT_EQ(first.action, middleware::Action::kRun);
+    idemkey::v1::StoredResponse huge;
+    huge.set_status_code(201);
+    auto* h = huge.add_headers();
+    h->set_name("Location");
+    h->set_value("/v1/exports/1");
+    huge.set_body(std::string(bytes, 'x'));
+    absl::Status s = first.execution->Finish(huge);
+    EXPECT_TRUE(s.ok()) << s;
+    middleware::Decision retry = core.Begin(r);
+    ASSERT_EQ(retry.action, middleware::Action::kReplay) << bytes;
+    EXPECT_EQ(retry.replay.status_code(), 201);
+    EXPECT_TRUE(retry.replay.body_omitted());
+    EXPECT_EQ(retry.replay.body(), "");
+    ASSERT_EQ(retry.replay.headers_size(), 1);
+    EXPECT_EQ(retry.replay.headers(0).value(), "/v1/exports/1");
+  }
+  before_ = Snapshot();
 }
 
 // A proto3 string field must be UTF-8; protobuf refuses to parse a request
@@ -419,8 +428,8 @@ TEST_F(BadInputTest, HundredThousandHeadersAreStoredAndReplayedExactly) {
 }
 
 // Headers count toward the 4 MiB like the body: one header past it is
-// refused and releases the key; exactly at it, the response is stored.
-TEST_F(BadInputTest, HeaderListOnePastTheLimitIsRefusedAndReleasesTheKey) {
+// refused, the lease kept; exactly at it, the response is stored.
+TEST_F(BadInputTest, HeaderListOnePastTheLimitIsRefusedAndTheLeaseStays) {
   idemkey::v1::StoredResponse at_limit;
   // Each {name: "h", value: "v"} header encodes to 8 bytes.
   for (int i = 0; i < (4 << 20) / 8; ++i) {
@@ -436,18 +445,16 @@ TEST_F(BadInputTest, HeaderListOnePastTheLimitIsRefusedAndReleasesTheKey) {
   EXPECT_EQ(refused.status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(refused.status.error_message().find(
                 "is 4194312 bytes encoded; the limit is 4194304 bytes "
-                "(status, headers and body); the reservation was released"),
+                "(status, headers and body); nothing was stored and the lease "
+                "still holds"),
             std::string::npos)
       << refused.status.error_message();
-  EXPECT_EQ(client().Lookup("acme", "pending").status.error_code(),
-            StatusCode::NOT_FOUND);
+  EXPECT_EQ(client().Lookup("acme", "pending").reply.record().state(),
+            idemkey::v1::STATE_IN_PROGRESS);
 
-  auto retry = client().Reserve(ReserveReq("acme", "pending", "body", "a2"));
-  ASSERT_EQ(retry.reply.outcome(), idemkey::v1::OUTCOME_OWNER);
-  ASSERT_TRUE(
-      client()
-          .Complete("acme", "pending", retry.reply.fencing_token(), at_limit)
-          .status.ok());
+  ASSERT_TRUE(client()
+                  .Complete("acme", "pending", owner_.fencing_token(), at_limit)
+                  .status.ok());
   auto replay = client().Reserve(ReserveReq("acme", "pending", "body", "a3"));
   ASSERT_EQ(replay.reply.outcome(), idemkey::v1::OUTCOME_COMPLETED);
   EXPECT_EQ(replay.reply.response().SerializeAsString(),
@@ -523,6 +530,11 @@ TEST_F(BadInputTest, BadPageSizeAndToken) {
   auto r = client().ListRecords(list);
   EXPECT_EQ(r.status.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(r.status.error_message().find("page_token"), std::string::npos);
+  // Page tokens are opaque: one that looks like a key under the prefix (the
+  // old tokens were the last key) is made up, and refused.
+  list.set_page_token("a-made-up-key");
+  EXPECT_EQ(client().ListRecords(list).status.error_code(),
+            StatusCode::INVALID_ARGUMENT);
 }
 
 // With auto-create off, tenants exist only once an admin creates them, and

@@ -545,6 +545,35 @@ TEST_F(GrpcMiddlewareTest, KeyServiceDownFailOpenRunsHandler) {
 
 // Payments that fails each call's first `failures` attempts with UNAVAILABLE
 // and records the idempotency-key of every attempt.
+// At most once for gRPC too: a response message too large to store is
+// stored without it; the retry gets the stored status, an empty message and
+// idempotency-body-omitted, and the handler does not run again.
+TEST_F(GrpcMiddlewareTest, OversizedResponseIsStoredWithoutItsMessage) {
+  std::atomic<int> charges{0};
+  StartApp(RequiredKeyOptions(),
+           [&](const CreateChargeRequest& req, Charge* out, ReplyMetadata* md) {
+             out->set_id("ch_" + std::to_string(++charges));
+             out->set_amount(req.amount());
+             out->set_description(std::string(5 << 20, 'x'));
+             md->AddInitial("x-charge-id", out->id());
+             return grpc::Status::OK;
+           });
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // the first answer is 5 MiB
+  auto channel = grpc::CreateCustomChannel(
+      app().address(), grpc::InsecureChannelCredentials(), args);
+  CallResult first = CallCharge(channel, ChargeReq(500), "big-1");
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(first.charge.description().size(), size_t{5} << 20);
+  CallResult retry = CallCharge(channel, ChargeReq(500), "big-1");
+  ASSERT_TRUE(retry.status.ok()) << retry.status.error_message();
+  EXPECT_TRUE(retry.replayed());
+  EXPECT_EQ(retry.initial.count("idempotency-body-omitted"), 1u);
+  EXPECT_EQ(retry.initial.find("x-charge-id")->second, "ch_1");
+  EXPECT_EQ(retry.charge.id(), "");  // the empty message
+  EXPECT_EQ(charges, 1);
+}
+
 class FlakyPayments final : public Payments::CallbackService {
  public:
   explicit FlakyPayments(int failures) : failures_(failures) {}

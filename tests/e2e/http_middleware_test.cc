@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -50,8 +52,12 @@ class AppServer {
           res.set_header("Set-Cookie", "session=a");
           res.set_header("Set-Cookie", "trace=b");
           res.set_header("Location", "/v1/charges/ch_" + std::to_string(n));
+          const std::string pad =
+              response_padding == 0
+                  ? ""
+                  : ",\"pad\":\"" + std::string(response_padding, 'x') + "\"";
           res.set_content("{\"id\":\"ch_" + std::to_string(n) +
-                              "\",\"req\":" + req.body + "}",
+                              "\",\"req\":" + req.body + pad + "}",
                           "application/json");
         }));
     server_.Get("/v1/charges", idempotency.Wrap([this](const auto&, auto& res) {
@@ -90,6 +96,7 @@ class AppServer {
   std::atomic<int> charges{0}, reads{0}, logins{0}, booms{0};
   std::atomic<bool> throw_next{false};
   std::chrono::milliseconds charge_delay{0};
+  size_t response_padding = 0;  // bytes added to each charge's body
 
  private:
   std::shared_ptr<middleware::IdempotencyCore> core_;
@@ -402,6 +409,179 @@ TEST_F(HttpMiddlewareTest, NotFinalStatusIsReleasedNotStored) {
   c->Post("/v1/charges", Headers("nf"), "{}", "application/json");
   c->Post("/v1/charges", Headers("nf"), "{}", "application/json");
   EXPECT_EQ(app->charges, 2);
+}
+
+// A restart of idemkeyd under load: the calls its drain cancels, and those
+// made while it is down, are "no answer" (503, never 500), and the app's
+// client comes back soon after the service.
+TEST_F(HttpMiddlewareTest, RestartOfIdemkeydUnderLoadGivesNo500sAndRecovers) {
+  auto app = NewApp();
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, int>> answers;
+  std::thread load([&] {
+    for (int i = 0; !stop; ++i) {
+      auto r = app->NewClient()->Post("/v1/charges",
+                                      Headers("restart-" + std::to_string(i)),
+                                      "{}", "application/json");
+      std::lock_guard<std::mutex> lock(mu);
+      answers.emplace_back(std::chrono::steady_clock::now(),
+                           r ? r->status : -1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  StopServer();  // SIGTERM: drains, cancelling what is in flight
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // an outage
+  StartAgain();
+  const auto serving = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  stop = true;
+  load.join();
+
+  std::map<int, int> statuses;
+  std::optional<std::chrono::milliseconds> recovery;
+  for (const auto& [when, status] : answers) {
+    ++statuses[status];
+    if (!recovery && when > serving && status == 201) {
+      recovery =
+          std::chrono::duration_cast<std::chrono::milliseconds>(when - serving);
+    }
+  }
+  std::string seen;
+  for (const auto& [status, n] : statuses) {
+    seen += std::to_string(status) + " x" + std::to_string(n) + " ";
+  }
+  EXPECT_EQ(statuses.count(500), 0u) << seen;
+  EXPECT_EQ(statuses.size(), statuses.count(201) + statuses.count(503)) << seen;
+  EXPECT_GT(statuses[503], 0) << "the outage was not seen: " << seen;
+  ASSERT_TRUE(recovery.has_value()) << seen;
+  // Measured about 1.4 s on the 2-vCPU test machine (with gRPC's default
+  // min connect timeout, over 5 s); the 1 s goal is not met yet, and the
+  // bound keeps headroom for a loaded machine.
+  EXPECT_LT(recovery->count(), 3000) << seen;
+  std::cout << "restart under load: " << seen << "; first 201 "
+            << recovery->count() << " ms after idemkeyd served again\n";
+}
+
+// The fingerprint covers the request target, query string included.
+TEST_F(HttpMiddlewareTest, SameKeyWithAnotherQueryStringIs422) {
+  auto app = NewApp();
+  auto c = app->NewClient();
+  auto first =
+      c->Post("/v1/charges?amount=1", Headers("q"), "{}", "application/json");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 201);
+  auto other =
+      c->Post("/v1/charges?amount=999", Headers("q"), "{}", "application/json");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 422);
+  EXPECT_EQ(app->charges, 1);
+  auto same =
+      c->Post("/v1/charges?amount=1", Headers("q"), "{}", "application/json");
+  EXPECT_EQ(same->get_header_value("Idempotency-Replayed"), "true");
+}
+
+// At most once for a response too large to store (the old behaviour ran the
+// handler twice: ch_6267, then ch_6268).
+TEST_F(HttpMiddlewareTest, OversizedResponseIsNeverChargedTwice) {
+  auto app = NewApp();
+  app->response_padding = 5 << 20;
+  auto first = app->NewClient()->Post("/v1/charges", Headers("big"), "{}",
+                                      "application/json");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 201);
+  EXPECT_GT(first->body.size(), size_t{5 << 20});
+  auto retry = app->NewClient()->Post("/v1/charges", Headers("big"), "{}",
+                                      "application/json");
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 201);
+  EXPECT_EQ(retry->get_header_value("Idempotency-Replayed"), "true");
+  EXPECT_EQ(retry->get_header_value("Idempotency-Body-Omitted"), "true");
+  EXPECT_EQ(retry->get_header_value("Location"), "/v1/charges/ch_1");
+  EXPECT_TRUE(retry->body.empty());
+  EXPECT_EQ(app->charges, 1);
+}
+
+TEST_F(HttpMiddlewareTest, RequiredTenantIs401) {
+  MiddlewareOptions options = Options();
+  options.require_tenant = true;
+  auto app = NewApp(options);
+  auto r = app->NewClient()->Post("/v1/charges", Headers("k", ""), "{}",
+                                  "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_NE(r->body.find("urn:idemkey:missing-tenant"), std::string::npos)
+      << r->body;
+  EXPECT_EQ(app->charges, 0);
+}
+
+// The example documents its flags and stops cleanly on SIGTERM.
+TEST_F(HttpMiddlewareTest, ExampleAppListsItsFlagsAndStopsOnSigterm) {
+  const std::string help_log = dir().path() + "/help.log";
+  const pid_t help = SpawnProcess({PAYMENTS_HTTP_PATH, "--help"}, help_log);
+  waitpid(help, nullptr, 0);
+  std::ifstream in(help_log);
+  const std::string text((std::istreambuf_iterator<char>(in)),
+                         std::istreambuf_iterator<char>());
+  for (const char* flag :
+       {"--idemkey", "--idemkey_cacert", "--idemkey_token_env",
+        "--require_tenant", "--wait_for_result", "--replay_cache_entries",
+        "--fail_open"}) {
+    EXPECT_NE(text.find(flag), std::string::npos) << flag << " in:\n" << text;
+  }
+
+  const std::string port_file = dir().path() + "/app.port";
+  const pid_t app = SpawnProcess(
+      {PAYMENTS_HTTP_PATH, "--listen_port=0", "--port_file=" + port_file,
+       "--idemkey=" + server().address()},
+      dir().path() + "/app.log");
+  const int port = WaitForPortFile(port_file);
+  ASSERT_GT(port, 0) << "payments-http did not start";
+  // A mixed-case org id with a space is mapped to a valid tenant name.
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Post("/v1/charges", Headers("org-1", "Acme Corp"), "{}",
+                  "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  kill(app, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(app, &status, 0), app);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+class HttpMiddlewareTenantCapTest : public HttpMiddlewareTest {
+ protected:
+  std::vector<std::string> ServerFlags() const override {
+    return {"--max_tenants=3"};
+  }
+};
+
+// Made-up org ids fill the tenant cap; the real org's request then gets a
+// 503 written for the app's client (not a 500 with the service's text), and
+// the cap reaches idemkeyd's log, where operators look.
+TEST_F(HttpMiddlewareTenantCapTest, TheCapIsForOperatorsNotEndUsers) {
+  auto app = NewApp();
+  for (const char* org : {"made-up-1", "made-up-2", "made-up-3"}) {
+    auto r = app->NewClient()->Post("/v1/charges", Headers("k", org), "{}",
+                                    "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 201) << org;
+  }
+  auto acme = app->NewClient()->Post("/v1/charges", Headers("k", "acme"), "{}",
+                                     "application/json");
+  ASSERT_TRUE(acme);
+  EXPECT_EQ(acme->status, 503) << acme->body;
+  EXPECT_EQ(acme->body.find("max_tenants"), std::string::npos) << acme->body;
+  EXPECT_EQ(acme->body.find("maximum"), std::string::npos) << acme->body;
+  EXPECT_EQ(app->charges, 3);
+  bool logged = false;
+  for (int i = 0; i < 200 && !logged; ++i) {
+    logged = server().Log().find("the server holds its maximum of 3 tenants") !=
+             std::string::npos;
+    if (!logged) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(logged) << server().Log();
 }
 
 // The example app server as its own process, killed in the middle of a

@@ -239,5 +239,28 @@ TEST_F(LifecycleTest, AnswersHealthCheckWithServing) {
   EXPECT_EQ(health.reply, 1);  // SERVING
 }
 
+// With auto-create on (the default), a read of a tenant that has no records
+// yet says so, rather than advising a flag that is already on.
+TEST_F(LifecycleTest, ReadOfAnUnknownTenantExplainsItWithAutoCreateOn) {
+  auto l = client().Lookup("never-seen", "k");
+  EXPECT_EQ(l.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(l.status.error_message(),
+            "tenant \"never-seen\" does not exist yet: it holds no records, "
+            "and its first Reserve creates it");
+}
+
+// Each service has its own health status, as load balancers ask for it.
+TEST_F(LifecycleTest, AnswersHealthCheckPerServiceName) {
+  for (const char* service :
+       {"idemkey.v1.KeyService", "idemkey.v1.AdminService"}) {
+    auto health = client().HealthCheck(service);
+    ASSERT_TRUE(health.status.ok())
+        << service << ": " << health.status.error_message();
+    EXPECT_EQ(health.reply, 1) << service;  // SERVING
+  }
+  auto unknown = client().HealthCheck("idemkey.v1.NoSuchService");
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 }  // namespace
 }  // namespace idemkey::testing

@@ -615,6 +615,26 @@ TEST_F(MetricsTest, CountersMatchAKnownSequenceOfCalls) {
       6);
 }
 
+// The standard process families and the build, from /proc of idemkeyd.
+TEST_F(MetricsTest, ProcessFiguresAndBuildInfo) {
+  const double before = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  ParsedMetrics m = Scrape();
+  EXPECT_EQ(m.Get("idemkey_build_info", {{"version", "0.1.0"}}), 1)
+      << last_text_;
+  // A real server holds tens of MiB and some descriptors (its listeners,
+  // RocksDB's files).
+  EXPECT_GT(m.Get("process_resident_memory_bytes", {}), 4 << 20) << last_text_;
+  EXPECT_GT(m.Get("process_virtual_memory_bytes", {}),
+            m.Get("process_resident_memory_bytes", {}));
+  EXPECT_GE(m.Get("process_open_fds", {}), 5) << last_text_;
+  EXPECT_GT(m.Get("process_max_fds", {}), m.Get("process_open_fds", {}));
+  EXPECT_GT(m.Get("process_cpu_seconds_total", {}), 0) << last_text_;
+  const double start = m.Get("process_start_time_seconds", {});
+  EXPECT_LT(start, before);
+  EXPECT_GT(start, before - 120);
+  EXPECT_EQ(m.types["process_cpu_seconds_total"], "counter");
+}
+
 TEST_F(MetricsTest, OtherPathsAreNotFound) {
   const std::string port = ReadFile(MetricsPortFile());
   httplib::Client http("127.0.0.1", std::atoi(port.c_str()));

@@ -77,7 +77,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto keys = std::make_shared<InProcessKeyService>();
   IdempotencyCore core(keys, options);
-  const IncomingRequest request{method, route, tenant, key, has_key, body};
+  const IncomingRequest request{.method = method,
+                                .route = route,
+                                .tenant = tenant,
+                                .key = key,
+                                .has_key = has_key,
+                                .body = body};
 
   const bool covered =
       options.covered_methods.count(method) > 0 &&

@@ -85,9 +85,11 @@ IdemkeydProcess::~IdemkeydProcess() {
 ::testing::AssertionResult IdemkeydProcess::Start() {
   if (running()) return ::testing::AssertionFailure() << "already running";
   unlink(port_file_.c_str());
-  std::vector<std::string> args = {IdemkeydPath(), "--listen=127.0.0.1:0",
-                                   "--data_dir=" + data_dir_,
-                                   "--port_file=" + port_file_};
+  // A restart listens where the server listened before, as a restarted
+  // service does, so clients connected to it can come back.
+  std::vector<std::string> args = {
+      IdemkeydPath(), "--listen=127.0.0.1:" + std::to_string(port_),
+      "--data_dir=" + data_dir_, "--port_file=" + port_file_};
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
   pid_ = SpawnProcess(args, log_file_);
   const auto deadline =

@@ -38,7 +38,8 @@ class IdemkeydProcess {
   IdemkeydProcess& operator=(const IdemkeydProcess&) = delete;
 
   // Starts the server and waits until it serves; fails with its log if it
-  // exits or does not serve within 60 s.
+  // exits or does not serve within 60 s. The first start takes a port the
+  // kernel picks; a restart listens on the same port again.
   ::testing::AssertionResult Start();
   // SIGTERM, then waits for exit status 0.
   ::testing::AssertionResult Stop();

@@ -31,19 +31,16 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "example_flags.h"
 #include "grpcpp/grpcpp.h"
 #include "idemkey/client/client.h"
 #include "idemkey/grpc/server_idempotency.h"
+#include "idemkey/rules/tenant_name.h"
 #include "payments.grpc.pb.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
           "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here");
-ABSL_FLAG(std::string, idemkey, "127.0.0.1:50051", "idemkeyd address");
-ABSL_FLAG(bool, fail_open, false,
-          "run calls unprotected when idemkeyd is unreachable");
-ABSL_FLAG(absl::Duration, lease, absl::Seconds(30),
-          "lease of each call's key; renewed every third of it");
 ABSL_FLAG(absl::Duration, charge_delay, absl::ZeroDuration(),
           "time each charge takes");
 
@@ -57,7 +54,9 @@ using idemkey::rpc::ReplyMetadata;
 std::string OrgId(grpc::CallbackServerContext* ctx) {
   auto it = ctx->client_metadata().find("x-org-id");
   if (it == ctx->client_metadata().end()) return "";  // no tenant: bypass
-  return std::string(it->second.data(), it->second.size());
+  // Any org id maps to a valid tenant name.
+  return idemkey::rules::TenantNameFor(
+      absl::string_view(it->second.data(), it->second.size()));
 }
 
 class PaymentsService final
@@ -98,7 +97,11 @@ class PaymentsService final
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("a gRPC payments API protected by idemkey");
+  idemkey::examples::SetUpUsage(
+      "payments_grpc.cc",
+      "a gRPC payments API protected by idemkey\n"
+      "usage: payments-grpc [--listen=127.0.0.1:50052] [--idemkey=HOST:PORT] "
+      "[flags]");
   absl::ParseCommandLine(argc, argv);
   // SIGINT and SIGTERM shut the server down cleanly: blocked here, before
   // any thread starts (threads inherit the mask), and awaited at the end.
@@ -108,19 +111,21 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  idemkey::client::ClientOptions client_options;
-  client_options.address = absl::GetFlag(FLAGS_idemkey);
+  absl::StatusOr<idemkey::client::ClientOptions> client_options =
+      idemkey::examples::ClientOptionsFromFlags();
+  if (!client_options.ok()) {
+    std::cerr << "payments-grpc: " << client_options.status().message() << "\n";
+    return 1;
+  }
   // One client (one channel) per process, shared by every call.
-  auto keys = idemkey::client::Client::Create(client_options);
+  auto keys = idemkey::client::Client::Create(*client_options);
 
   // Covers every wrapped method (method "grpc"); UNAVAILABLE and
   // RESOURCE_EXHAUSTED answers are released, not stored.
   idemkey::middleware::MiddlewareOptions options =
       idemkey::rpc::DefaultGrpcOptions();
   options.require_key = true;
-  options.fail_open = absl::GetFlag(FLAGS_fail_open);
-  options.lease = absl::GetFlag(FLAGS_lease);
-  options.heartbeat_interval = options.lease / 3;
+  idemkey::examples::ApplyMiddlewareFlags(&options);
   auto core =
       std::make_shared<idemkey::middleware::IdempotencyCore>(keys, options);
   PaymentsService service(core, absl::GetFlag(FLAGS_charge_delay));
@@ -141,7 +146,7 @@ int main(int argc, char** argv) {
     std::rename((file + ".tmp").c_str(), file.c_str());
   }
   std::cerr << "payments-grpc listening on port " << port << ", idemkeyd at "
-            << client_options.address << "\n";
+            << client_options->address << "\n";
   int sig = 0;
   sigwait(&signals, &sig);
   server->Shutdown();

@@ -2,7 +2,9 @@
 //
 // POST /v1/charges creates a charge; a client that retries with the same
 // Idempotency-Key and body gets the first charge back instead of a second
-// one. The tenant is the X-Org-Id header.
+// one. The tenant is the X-Org-Id header, mapped to a valid tenant name
+// (rules::TenantNameFor: "Acme Corp" works too). SIGTERM or SIGINT stops it
+// after the requests in flight.
 //
 //   idemkeyd --listen=127.0.0.1:50051 &
 //   payments-http --listen_port=8080 --idemkey=127.0.0.1:50051 &
@@ -14,6 +16,11 @@
 //   GET  /v1/charges       the number of charges made (not protected: GET)
 //   POST /v1/auth/login    excluded from the middleware by configuration
 // --charge_delay makes each charge take that long (to see 409s and leases).
+// `payments-http --help` lists every flag.
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -26,41 +33,52 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "example_flags.h"
 #include "httplib.h"
 #include "idemkey/client/client.h"
 #include "idemkey/http/httplib_idempotency.h"
+#include "idemkey/rules/tenant_name.h"
 
 ABSL_FLAG(int, listen_port, 8080, "HTTP port on 127.0.0.1 (0: any free port)");
 ABSL_FLAG(std::string, port_file, "", "write the bound HTTP port here");
-ABSL_FLAG(std::string, idemkey, "127.0.0.1:50051", "idemkeyd address");
-ABSL_FLAG(bool, fail_open, false,
-          "run requests unprotected when idemkeyd is unreachable");
-ABSL_FLAG(absl::Duration, lease, absl::Seconds(30),
-          "lease of each request's key; renewed every third of it");
 ABSL_FLAG(absl::Duration, charge_delay, absl::ZeroDuration(),
           "time each charge takes");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("a payments API protected by idemkey");
+  idemkey::examples::SetUpUsage(
+      "payments_http.cc",
+      "a payments API protected by idemkey\n"
+      "usage: payments-http [--listen_port=8080] [--idemkey=HOST:PORT] "
+      "[flags]");
   absl::ParseCommandLine(argc, argv);
+  // Stopped by the signal thread below, not by the default handlers.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  idemkey::client::ClientOptions client_options;
-  client_options.address = absl::GetFlag(FLAGS_idemkey);
+  absl::StatusOr<idemkey::client::ClientOptions> client_options =
+      idemkey::examples::ClientOptionsFromFlags();
+  if (!client_options.ok()) {
+    std::cerr << "payments-http: " << client_options.status().message() << "\n";
+    return 1;
+  }
   // One client (one channel) per process, shared by every request.
-  auto keys = idemkey::client::Client::Create(client_options);
+  auto keys = idemkey::client::Client::Create(*client_options);
 
   idemkey::middleware::MiddlewareOptions options =
       idemkey::http::DefaultHttpOptions();
   options.require_key = true;
   options.excluded_routes = {"POST /v1/auth/login"};
-  options.fail_open = absl::GetFlag(FLAGS_fail_open);
-  options.lease = absl::GetFlag(FLAGS_lease);
-  options.heartbeat_interval = options.lease / 3;
+  idemkey::examples::ApplyMiddlewareFlags(&options);
   auto core =
       std::make_shared<idemkey::middleware::IdempotencyCore>(keys, options);
   idemkey::http::HttplibIdempotency idempotency(
       core, [](const httplib::Request& req) {
-        return req.get_header_value("X-Org-Id");
+        // No header, no tenant (the request bypasses, or is refused with
+        // --require_tenant); any org id maps to a valid tenant name.
+        return idemkey::rules::TenantNameFor(req.get_header_value("X-Org-Id"));
       });
 
   std::atomic<int> charges{0};
@@ -103,7 +121,15 @@ int main(int argc, char** argv) {
     std::rename((file + ".tmp").c_str(), file.c_str());
   }
   std::cerr << "payments-http listening on 127.0.0.1:" << port
-            << ", idemkeyd at " << client_options.address << "\n";
+            << ", idemkeyd at " << client_options->address << "\n";
+  std::thread stopper([&server, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    server.stop();  // after the requests in flight
+  });
   server.listen_after_bind();
+  kill(getpid(), SIGTERM);  // wakes the stopper if the server stopped itself
+  stopper.join();
+  std::cerr << "payments-http stopped\n";
   return 0;
 }

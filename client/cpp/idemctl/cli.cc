@@ -31,6 +31,7 @@ const std::vector<FlagSpec>& AllFlags() {
       {"token", 0, "TOKEN",
        "bearer token (or $IDEMKEY_TOKEN, which keeps it out of ps)"},
       {"help", 'h', "", "show help and exit"},
+      {"version", 0, "", "print idemctl's version and exit"},
       // Verbs.
       {"raw", 0, "",
        "write the stored body's exact bytes to stdout, nothing "
@@ -46,8 +47,9 @@ const std::vector<FlagSpec>& AllFlags() {
   return *flags;
 }
 
-const std::vector<std::string> kGlobalFlags = {
-    "addr", "timeout", "output", "cacert", "cert", "key", "token", "help"};
+const std::vector<std::string> kGlobalFlags = {"addr",   "timeout", "output",
+                                               "cacert", "cert",    "key",
+                                               "token",  "help",    "version"};
 
 struct VerbSpec {
   std::string name;  // "get", "tenants drop"
@@ -327,6 +329,10 @@ int RunIdemctl(const std::vector<std::string>& args, const Environment& env) {
   const VerbSpec* verb = FindVerb(words, &consumed);
   const bool tenants_group =
       verb == nullptr && !words.empty() && words[0] == "tenants";
+  if (parsed->Has("version")) {
+    out << "idemctl " << IDEMKEY_VERSION << "\n";
+    return kExitOk;
+  }
   if (help) {
     if (verb != nullptr) {
       PrintVerbHelp(out, *verb);

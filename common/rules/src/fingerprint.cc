@@ -6,12 +6,12 @@
 
 namespace idemkey::rules {
 
-std::string Fingerprint(absl::string_view method, absl::string_view route,
+std::string Fingerprint(absl::string_view method, absl::string_view target,
                         absl::string_view body) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
                                                               EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  for (absl::string_view part : {method, route, body}) {
+  for (absl::string_view part : {method, target, body}) {
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) {
       len[i] = static_cast<unsigned char>(part.size() >> (8 * i));

@@ -1,6 +1,7 @@
 #include "idemkey/client/client.h"
 
 #include <openssl/rand.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "call_batcher.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -37,6 +39,15 @@ Client::Client(const ClientOptions& options) : options_(options) {
   // This client retries UNAVAILABLE itself, with its own backoff and
   // attempt count; gRPC's retry layer would multiply the attempts.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(
+                  options_.reconnect_initial_backoff)));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(
+                  absl::ToInt64Milliseconds(options_.reconnect_max_backoff)));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              static_cast<int>(
+                  absl::ToInt64Milliseconds(options_.min_connect_timeout)));
   channel_ = grpc::CreateCustomChannel(options_.address,
                                        options_.credentials
                                            ? options_.credentials
@@ -64,8 +75,10 @@ template <typename Attempt>
 absl::Status Client::WithRetries(Attempt attempt) {
   thread_local absl::BitGen bitgen;
   absl::Duration backoff = options_.initial_backoff;
+  const std::string token =
+      options_.token_provider ? options_.token_provider() : options_.token;
   // gRPC aborts the process on a header value it cannot send.
-  if (!std::all_of(options_.token.begin(), options_.token.end(),
+  if (!std::all_of(token.begin(), token.end(),
                    [](char c) { return c >= 0x20 && c < 0x7f; })) {
     return absl::InvalidArgumentError(
         "the bearer token has a character a header cannot carry (a newline?); "
@@ -73,9 +86,7 @@ absl::Status Client::WithRetries(Attempt attempt) {
   }
   for (int i = 1;; ++i) {
     grpc::ClientContext ctx;
-    if (!options_.token.empty()) {
-      ctx.AddMetadata("authorization", "Bearer " + options_.token);
-    }
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     ctx.set_deadline(std::chrono::system_clock::now() +
                      absl::ToChronoNanoseconds(options_.call_timeout));
     grpc::Status s = attempt(&ctx);
@@ -294,6 +305,33 @@ absl::StatusOr<ServingStatus> Client::CheckHealth() {
   });
   if (!s.ok()) return s;
   return rules::DecodeHealthCheckResponse(reply);
+}
+
+std::function<std::string()> TokenFromFile(std::string path) {
+  struct State {
+    sync::Mutex mu;
+    std::string path;
+    timespec mtime ABSL_GUARDED_BY(mu) = {};
+    std::string token ABSL_GUARDED_BY(mu);
+  };
+  auto state = std::make_shared<State>();
+  state->path = std::move(path);
+  return [state] {
+    struct stat st {};
+    sync::MutexLock lock(&state->mu);
+    if (stat(state->path.c_str(), &st) == 0 &&
+        (st.st_mtim.tv_sec != state->mtime.tv_sec ||
+         st.st_mtim.tv_nsec != state->mtime.tv_nsec)) {
+      std::ifstream in(state->path);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (in) {
+        state->token = std::string(absl::StripAsciiWhitespace(text.str()));
+        state->mtime = st.st_mtim;
+      }
+    }
+    return state->token;
+  };
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>

@@ -107,12 +107,17 @@ grpc::Status Replay(const idemkey::v1::StoredResponse& stored,
     }
   }
   ctx->AddInitialMetadata(kReplayedMetadata, "true");
+  if (stored.body_omitted())
+    ctx->AddInitialMetadata(kBodyOmittedMetadata, "true");
   return grpc::Status(static_cast<grpc::StatusCode>(code), message, details);
 }
 
 grpc::Status Reject(const Rejection& r, grpc::CallbackServerContext* ctx) {
   grpc::StatusCode code = grpc::StatusCode::INTERNAL;
   switch (r.reason) {
+    case RejectReason::kMissingTenant:
+      code = grpc::StatusCode::UNAUTHENTICATED;
+      break;
     case RejectReason::kMissingKey:
     case RejectReason::kMalformedKey:
       code = grpc::StatusCode::INVALID_ARGUMENT;

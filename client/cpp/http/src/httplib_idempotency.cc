@@ -15,6 +15,7 @@ using middleware::RejectReason;
 
 constexpr char kKeyHeader[] = "Idempotency-Key";
 constexpr char kReplayedHeader[] = "Idempotency-Replayed";
+constexpr char kBodyOmittedHeader[] = "Idempotency-Body-Omitted";
 
 std::string JsonString(absl::string_view s) {
   std::string out = "\"";
@@ -41,6 +42,10 @@ void SendProblem(const Rejection& r, httplib::Response& res) {
   int status = 500;
   const char* type = "internal";
   switch (r.reason) {
+    case RejectReason::kMissingTenant:
+      status = 401;
+      type = "missing-tenant";
+      break;
     case RejectReason::kMissingKey:
       status = 400;
       type = "missing-key";
@@ -80,6 +85,7 @@ void SendReplay(idemkey::v1::StoredResponse& stored, httplib::Response& res) {
     res.headers.emplace(h.name(), h.value());
   }
   res.set_header(kReplayedHeader, "true");
+  if (stored.body_omitted()) res.set_header(kBodyOmittedHeader, "true");
   res.body = std::move(*stored.mutable_body());
 }
 
@@ -114,8 +120,10 @@ httplib::Server::Handler HttplibIdempotency::Wrap(
     const std::string tenant = tenant_fn(req);
     const bool has_key = req.has_header(kKeyHeader);
     const std::string key = has_key ? req.get_header_value(kKeyHeader) : "";
+    // The target as sent: path and query string, undecoded.
     Decision d = core->Begin({.method = req.method,
                               .route = req.path,
+                              .target = req.target,
                               .tenant = tenant,
                               .key = key,
                               .has_key = has_key,

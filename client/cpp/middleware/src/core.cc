@@ -41,9 +41,30 @@ Decision Reject(RejectReason reason, std::string title, std::string detail,
   return d;
 }
 
-bool IsUnreachable(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+// The service's verdicts on a call (DATA_LOSS: a corrupt record;
+// UNIMPLEMENTED: gRPC could not parse the request); any other status means
+// it gave no answer: unreachable, timed out, cancelled by a draining server,
+// the connection lost or reset (gRPC says UNKNOWN or INTERNAL for some).
+bool IsNoAnswer(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kUnimplemented:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kOutOfRange:
+      return false;
+    default:
+      return true;
+  }
 }
+
+absl::Duration Since(absl::Time start) { return absl::Now() - start; }
 
 }  // namespace
 
@@ -108,12 +129,17 @@ class IdempotencyCore::Heartbeats {
         req.set_key(lease.key);
         req.set_fencing_token(token);
         *req.mutable_lease() = ToProto(options_.lease);
+        const absl::Time start = absl::Now();
         absl::Status s = keys_->Heartbeat(req).status();
         // A lease that is gone (taken over, finished) needs no more beats;
         // a transient error is retried at the next beat.
         if (absl::IsAborted(s) || absl::IsNotFound(s) ||
             absl::IsFailedPrecondition(s)) {
           Remove(token);
+          if (options_.observer != nullptr && !absl::IsFailedPrecondition(s)) {
+            options_.observer->OnEvent({EventKind::kLeaseLost, lease.tenant, "",
+                                        absl::Now() - start, s});
+          }
         }
       }
       mu_.Lock();
@@ -195,16 +221,40 @@ IdempotencyCore::IdempotencyCore(std::shared_ptr<client::KeyServiceClient> keys,
 
 IdempotencyCore::~IdempotencyCore() = default;
 
+void IdempotencyCore::Notify(EventKind kind, const IncomingRequest& request,
+                             absl::Duration elapsed,
+                             absl::Status status) const {
+  if (options_.observer == nullptr) return;
+  options_.observer->OnEvent(
+      {kind, request.tenant, request.route, elapsed, std::move(status)});
+}
+
 Decision IdempotencyCore::Begin(const IncomingRequest& request) {
+  const absl::Time start = absl::Now();
   const std::string method_route =
       absl::StrCat(request.method, " ", request.route);
   if (options_.covered_methods.count(std::string(request.method)) == 0 ||
-      options_.excluded_routes.count(method_route) > 0 ||
-      request.tenant.empty()) {
+      options_.excluded_routes.count(method_route) > 0) {
+    Notify(EventKind::kBypass, request, absl::ZeroDuration());
     return Decision{};
   }
+  if (request.tenant.empty()) {
+    if (!options_.require_tenant) {
+      Notify(EventKind::kBypass, request, absl::ZeroDuration());
+      return Decision{};
+    }
+    Notify(EventKind::kMissingTenant, request, absl::ZeroDuration());
+    return Reject(RejectReason::kMissingTenant, "Tenant required",
+                  absl::StrCat(method_route,
+                               " needs the caller's account (tenant); "
+                               "authenticate and send the request again"));
+  }
   if (!request.has_key) {
-    if (!options_.require_key) return Decision{};
+    if (!options_.require_key) {
+      Notify(EventKind::kBypass, request, absl::ZeroDuration());
+      return Decision{};
+    }
+    Notify(EventKind::kRejectedKey, request, absl::ZeroDuration());
     return Reject(RejectReason::kMissingKey, "Idempotency key required",
                   absl::StrCat(method_route,
                                " requires an Idempotency-Key; send a unique "
@@ -213,15 +263,18 @@ Decision IdempotencyCore::Begin(const IncomingRequest& request) {
   rules::Limits limits;
   limits.max_key_bytes = options_.max_key_bytes;
   if (absl::Status s = rules::ValidateKey(limits, request.key); !s.ok()) {
+    Notify(EventKind::kRejectedKey, request, absl::ZeroDuration());
     return Reject(RejectReason::kMalformedKey, "Malformed idempotency key",
                   absl::StrCat("Idempotency-Key: ", s.message()));
   }
 
-  const std::string fingerprint =
-      rules::Fingerprint(request.method, request.route, request.body);
+  const std::string fingerprint = rules::Fingerprint(
+      request.method, request.target.empty() ? request.route : request.target,
+      request.body);
   if (cache_ != nullptr) {
     if (auto hit = cache_->Get(request.tenant, request.key)) {
       if (hit->fingerprint == fingerprint) {
+        Notify(EventKind::kReplay, request, absl::ZeroDuration());
         Decision d;
         d.action = Action::kReplay;
         d.replay = std::move(hit->response);
@@ -243,26 +296,45 @@ Decision IdempotencyCore::Begin(const IncomingRequest& request) {
   for (;;) {
     absl::StatusOr<idemkey::v1::ReserveResponse> r = keys_->Reserve(reserve);
     if (!r.ok()) {
-      if (IsUnreachable(r.status())) {
-        if (options_.fail_open) return Decision{};
+      if (IsNoAnswer(r.status())) {
+        if (options_.fail_open) {
+          Notify(EventKind::kFailOpenRun, request, Since(start), r.status());
+          return Decision{};
+        }
+        Notify(EventKind::kUnavailable, request, Since(start), r.status());
         return Reject(RejectReason::kUnavailable,
                       "Idempotency service unavailable",
                       "the request was not run because its idempotency key "
                       "could not be checked; retry with the same key");
       }
+      // The service's own message (an auth failure, the tenant cap, a full
+      // disk) is for the app's operators: the observer gets it.
+      Notify(EventKind::kServiceError, request, Since(start), r.status());
+      if (absl::IsResourceExhausted(r.status())) {
+        return Reject(RejectReason::kUnavailable,
+                      "Idempotency service unavailable",
+                      "the request was not run because the idempotency "
+                      "service cannot take it now; retry later with the "
+                      "same key");
+      }
       return Reject(RejectReason::kInternal, "Idempotency check failed",
-                    std::string(r.status().message()));
+                    "the request was not run because its idempotency key "
+                    "could not be checked; the server's operators have been "
+                    "told");
     }
     switch (r->outcome()) {
       case idemkey::v1::OUTCOME_OWNER: {
+        Notify(EventKind::kRun, request, Since(start));
         Decision d;
         d.action = Action::kRun;
-        d.execution.reset(new Execution(this, reserve.tenant(), reserve.key(),
-                                        fingerprint, r->fencing_token()));
+        d.execution.reset(
+            new Execution(this, reserve.tenant(), std::string(request.route),
+                          reserve.key(), fingerprint, r->fencing_token()));
         heartbeats_->Add(r->fencing_token(), reserve.tenant(), reserve.key());
         return d;
       }
       case idemkey::v1::OUTCOME_COMPLETED: {
+        Notify(EventKind::kReplay, request, Since(start));
         if (cache_ != nullptr) {
           cache_->Put(request.tenant, request.key,
                       {fingerprint, r->response(), FromProto(r->expires_at())});
@@ -273,10 +345,12 @@ Decision IdempotencyCore::Begin(const IncomingRequest& request) {
         return d;
       }
       case idemkey::v1::OUTCOME_MISMATCH:
+        Notify(EventKind::kMismatch, request, Since(start));
         return Reject(RejectReason::kMismatch,
                       "Idempotency key reused for another request",
                       "this Idempotency-Key was first used with a different "
-                      "method, route or body; use a new key for a new request");
+                      "method, target or body; use a new key for a new "
+                      "request");
       default: {  // IN_PROGRESS
         const absl::Time now = absl::Now();
         const absl::Time lease_end = FromProto(r->lease_expires_at());
@@ -286,6 +360,7 @@ Decision IdempotencyCore::Begin(const IncomingRequest& request) {
                        std::min(options_.wait_poll_interval, lease_end - now)));
           continue;  // same attempt id: if the lease lapses, we take over
         }
+        Notify(EventKind::kInProgress, request, Since(start));
         const int64_t retry_after =
             std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(
                                      lease_end - now, absl::Seconds(1))));
@@ -298,42 +373,81 @@ Decision IdempotencyCore::Begin(const IncomingRequest& request) {
   }
 }
 
-Execution::Execution(IdempotencyCore* core, std::string tenant, std::string key,
+Execution::Execution(IdempotencyCore* core, std::string tenant,
+                     std::string route, std::string key,
                      std::string fingerprint, uint64_t token)
     : core_(core),
       tenant_(std::move(tenant)),
+      route_(std::move(route)),
       key_(std::move(key)),
       fingerprint_(std::move(fingerprint)),
       token_(token) {}
 
 Execution::~Execution() {
-  if (!done_) Release().IgnoreError();
+  if (done_) return;
+  // Unfinished: the handler threw or the adapter gave up on it.
+  const absl::Time start = absl::Now();
+  absl::Status released = Release();
+  Notify(EventKind::kReleased, Since(start), released);
 }
 
-absl::Status Execution::Finish(idemkey::v1::StoredResponse response) {
-  if (core_->options_.not_final_statuses.count(response.status_code()) > 0) {
-    return Release();
-  }
-  done_ = true;
-  core_->heartbeats_->Remove(token_);
+void Execution::Notify(EventKind kind, absl::Duration elapsed,
+                       absl::Status status) const {
+  if (core_->options_.observer == nullptr) return;
+  core_->options_.observer->OnEvent(
+      {kind, tenant_, route_, elapsed, std::move(status)});
+}
+
+absl::StatusOr<idemkey::v1::CompleteResponse> Execution::Complete(
+    idemkey::v1::StoredResponse* response, bool* omitted) {
   idemkey::v1::CompleteRequest req;
   req.set_tenant(tenant_);
   req.set_key(key_);
   req.set_fencing_token(token_);
-  *req.mutable_response() = std::move(response);
-  absl::StatusOr<idemkey::v1::CompleteResponse> r = core_->keys_->Complete(req);
-  if (absl::IsResourceExhausted(r.status())) {
-    // Not storable (too large, or no disk space): the key must not stay
-    // reserved until its lease lapses. idemkeyd has released it already
-    // when its store saw the response, but not when gRPC refused a message
-    // over the server's receive limit before the store saw it.
-    Release().IgnoreError();
+  *omitted = false;
+  for (int step = 0;; ++step) {
+    *req.mutable_response() = *response;
+    absl::StatusOr<idemkey::v1::CompleteResponse> r =
+        core_->keys_->Complete(req);
+    // Too large for the service (or for its receive limit): at most once
+    // still holds, so store what fits rather than release the key.
+    if (!absl::IsResourceExhausted(r.status()) || step == 2) return r;
+    if (step == 0) {
+      response->clear_body();
+    } else {
+      response->clear_headers();
+    }
+    response->set_body_omitted(true);
+    *omitted = true;
   }
-  if (!r.ok()) return r.status();
+}
+
+absl::Status Execution::Finish(idemkey::v1::StoredResponse response) {
+  const absl::Time start = absl::Now();
+  if (core_->options_.not_final_statuses.count(response.status_code()) > 0) {
+    absl::Status released = Release();
+    Notify(EventKind::kReleased, Since(start), released);
+    return released;
+  }
+  done_ = true;
+  core_->heartbeats_->Remove(token_);
+  bool omitted = false;
+  absl::StatusOr<idemkey::v1::CompleteResponse> r =
+      Complete(&response, &omitted);
+  if (!r.ok()) {
+    // Not released: the handler ran, so a retry must not run it again
+    // before the lease lapses.
+    Notify(absl::IsAborted(r.status()) || absl::IsNotFound(r.status())
+               ? EventKind::kLeaseLost
+               : EventKind::kFinishFailed,
+           Since(start), r.status());
+    return r.status();
+  }
+  Notify(omitted ? EventKind::kBodyOmitted : EventKind::kStored, Since(start));
   if (core_->cache_ != nullptr) {
-    core_->cache_->Put(tenant_, key_,
-                       {fingerprint_, std::move(*req.mutable_response()),
-                        FromProto(r->expires_at())});
+    core_->cache_->Put(
+        tenant_, key_,
+        {fingerprint_, std::move(response), FromProto(r->expires_at())});
   }
   return absl::OkStatus();
 }

@@ -16,6 +16,7 @@ using idemkey::v1::BatchRequest;
 using idemkey::v1::BatchResponse;
 
 const store::CallOptions kNoWait{.may_wait_for_io = false};
+bool kCreates(absl::string_view) { return true; }
 
 class KeyCallsTest : public ::testing::Test {
  protected:
@@ -54,12 +55,13 @@ TEST_F(KeyCallsTest, BatchResumesAtTheOpRefusedForIoAndRunsEachOpOnce) {
   AddReserve(&batch, "warm-2");
   BatchResponse resp;
   auto authorize = [](absl::string_view) { return absl::OkStatus(); };
-  absl::Status first = Batch(store_, batch, authorize, &resp, kNoWait);
+  absl::Status first =
+      Batch(store_, batch, authorize, kCreates, &resp, kNoWait);
   EXPECT_TRUE(store::IsWouldBlock(first)) << first;
   ASSERT_EQ(resp.results_size(), 1);  // the op before the refused one
   EXPECT_EQ(backend_.updates_run(), 1);
 
-  ASSERT_TRUE(Batch(store_, batch, authorize, &resp).ok());
+  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &resp).ok());
   ASSERT_EQ(resp.results_size(), 3);
   EXPECT_EQ(backend_.updates_run(), 3);  // warm-1 did not run again
   for (const auto& r : resp.results()) {
@@ -84,7 +86,7 @@ TEST_F(KeyCallsTest, BatchAnswersEachOpsErrorInItsResult) {
     return tenant == "acme" ? absl::OkStatus()
                             : absl::PermissionDeniedError("not yours");
   };
-  ASSERT_TRUE(Batch(store_, batch, authorize, &resp).ok());
+  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &resp).ok());
   ASSERT_EQ(resp.results_size(), 4);
   EXPECT_EQ(resp.results(0).code(), 0);
   EXPECT_EQ(resp.results(1).code(),
@@ -103,10 +105,29 @@ TEST_F(KeyCallsTest, BatchChecksEachOpsTenant) {
     return tenant == "acme" ? absl::OkStatus()
                             : absl::PermissionDeniedError("not yours");
   };
-  ASSERT_TRUE(Batch(store_, batch, authorize, &resp).ok());
+  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &resp).ok());
   EXPECT_EQ(resp.results(0).code(),
             static_cast<int32_t>(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(backend_.updates_run(), 0);
+}
+
+// Whether an op may create its unknown tenant is the caller's (the service
+// allows it only for some tokens).
+TEST_F(KeyCallsTest, BatchCreatesAnUnknownTenantOnlyWhereAllowed) {
+  BatchRequest batch;
+  AddReserve(&batch, "k1");
+  batch.mutable_ops(0)->mutable_reserve()->set_tenant("fresh");
+  BatchResponse refused;
+  auto authorize = [](absl::string_view) { return absl::OkStatus(); };
+  ASSERT_TRUE(Batch(
+                  store_, batch, authorize,
+                  [](absl::string_view) { return false; }, &refused)
+                  .ok());
+  EXPECT_EQ(refused.results(0).code(),
+            static_cast<int32_t>(absl::StatusCode::kNotFound));
+  BatchResponse created;
+  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &created).ok());
+  EXPECT_EQ(created.results(0).reserve().outcome(), idemkey::v1::OUTCOME_OWNER);
 }
 
 TEST_F(KeyCallsTest, BatchRefusesMoreOpsThanItCarries) {
@@ -114,7 +135,8 @@ TEST_F(KeyCallsTest, BatchRefusesMoreOpsThanItCarries) {
   for (int i = 0; i <= kMaxBatchOps; ++i) AddReserve(&batch, "k");
   BatchResponse resp;
   absl::Status s = Batch(
-      store_, batch, [](absl::string_view) { return absl::OkStatus(); }, &resp);
+      store_, batch, [](absl::string_view) { return absl::OkStatus(); },
+      kCreates, &resp);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(resp.results_size(), 0);
 }

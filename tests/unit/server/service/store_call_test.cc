@@ -105,7 +105,7 @@ TEST_F(StoreCallTest, ABatchRefusedMidwayAnswersEveryOpOnce) {
   absl::Status s = Run([&](const store::CallOptions& options) {
     return api::Batch(
         store_, batch, [](absl::string_view) { return absl::OkStatus(); },
-        &resp, options);
+        [](absl::string_view) { return true; }, &resp, options);
   });
   ASSERT_TRUE(s.ok()) << s;
   ASSERT_EQ(resp.results_size(), 4);

@@ -199,14 +199,22 @@ TEST_P(KeyStoreTest, TokensNeverRepeatAcrossReleaseAndReReserve) {
   }
 }
 
-TEST_P(KeyStoreTest, OversizedResponseReleasesTheKey) {
+// At most once: nothing of an oversized response is stored, and the key
+// stays leased to the attempt that ran, so it can complete without the body.
+TEST_P(KeyStoreTest, OversizedResponseIsRefusedAndTheLeaseStays) {
   ReserveResult owner = MustReserve("k", "a1");
   idemkey::v1::StoredResponse big = Response(std::string(4 << 20, 'x'));
   absl::StatusOr<int64_t> r =
       store_->Complete("acme", "k", owner.fencing_token, big);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(store_->Lookup("acme", "k").status().code(),
-            absl::StatusCode::kNotFound);
+  absl::StatusOr<Record> held = store_->Lookup("acme", "k");
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(held->state, RecordState::kInProgress);
+  EXPECT_EQ(held->fencing_token, owner.fencing_token);
+  idemkey::v1::StoredResponse omitted = Response("");
+  omitted.set_body_omitted(true);
+  ASSERT_TRUE(store_->Complete("acme", "k", owner.fencing_token, omitted).ok());
+  EXPECT_TRUE(store_->Lookup("acme", "k")->response.body_omitted());
 }
 
 TEST_P(KeyStoreTest, AutoCreateCanBeTurnedOff) {

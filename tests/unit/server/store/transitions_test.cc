@@ -159,11 +159,21 @@ TEST(DecideCompleteTest, RetriedWithTheSameTokenKeepsTheFirstResponse) {
   EXPECT_EQ(t.answer, kNow + 10 + kTtl);
 }
 
-TEST(DecideCompleteTest, AnOversizedResponseReleasesTheKey) {
+// At most once: nothing is written and the lease stays with the attempt
+// that ran, which completes again without the body.
+TEST(DecideCompleteTest, AnOversizedResponseIsRefusedAndTheLeaseStays) {
   Transition<int64_t> t = DecideComplete(InProgress(), kId, 7, {},
                                          /*response_over_limit=*/true, kNow);
-  ASSERT_TRUE(t.status.ok());
-  EXPECT_EQ(t.write, WriteAction::kDelete);
+  EXPECT_EQ(t.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(t.write, WriteAction::kNone);
+}
+
+TEST(LeaseHolderTest, TheRefusalNeverNamesTheHoldersToken) {
+  Record taken = InProgress();
+  taken.fencing_token = 1796157109706218;
+  absl::Status s = DecideComplete(taken, kId, 7, {}, false, kNow).status;
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(s.message().find("1796157109706218"), absl::string_view::npos) << s;
 }
 
 // The refusals that Complete, Release and Heartbeat share.

@@ -11,6 +11,7 @@
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "idemkey/middleware/prometheus_observer.h"
 #include "idemkey/testing/in_process_key_service.h"
 
 namespace idemkey::middleware {
@@ -289,6 +290,158 @@ TEST_F(CoreTest, ConcurrentHandlersKeepTheirLeasesThroughHeartbeats) {
   lease_outlived = true;
   handlers.join();
   EXPECT_TRUE(outlived);
+}
+
+// "No answer" is any status that is not the service's verdict: a call
+// cancelled by a draining idemkeyd, a lost connection, a timeout. Each is
+// 503 (fail closed) or runs unprotected (fail open), never a 500.
+TEST_F(CoreTest, EveryKindOfNoAnswerIsUnavailableOrFailOpen) {
+  auto closed = NewCore();
+  MiddlewareOptions open_options;
+  open_options.fail_open = true;
+  auto open = NewCore(open_options);
+  for (absl::Status no_answer :
+       {absl::CancelledError("Cancelled"),
+        absl::UnavailableError("Socket closed"),
+        absl::DeadlineExceededError("Deadline Exceeded"),
+        absl::UnknownError("Stream removed"),
+        absl::InternalError("Received RST_STREAM with error code 2")}) {
+    keys_->SetFailure(no_answer);
+    Decision d = closed->Begin(Post("k"));
+    ASSERT_EQ(d.action, Action::kReject) << no_answer;
+    EXPECT_EQ(d.rejection.reason, RejectReason::kUnavailable) << no_answer;
+    EXPECT_EQ(open->Begin(Post("k")).action, Action::kBypass) << no_answer;
+  }
+}
+
+// The service's own messages are for the app's operators (the observer),
+// never its clients.
+TEST_F(CoreTest, TheServicesMessageReachesTheObserverNotTheClient) {
+  MiddlewareOptions options;
+  auto metrics = std::make_shared<PrometheusObserver>();
+  struct Recorder : Observer {
+    void OnEvent(const Event& e) override {
+      if (!e.service_status.ok()) seen.push_back(e.service_status);
+    }
+    std::vector<absl::Status> seen;
+  };
+  auto recorder = std::make_shared<Recorder>();
+  options.observer = recorder;
+  auto core = NewCore(options);
+  const std::string secret =
+      "this token belongs to tenant \"globex\", not \"acme\"";
+  keys_->SetFailure(absl::PermissionDeniedError(secret));
+  Decision denied = core->Begin(Post("k"));
+  ASSERT_EQ(denied.action, Action::kReject);
+  EXPECT_EQ(denied.rejection.reason, RejectReason::kInternal);
+  EXPECT_EQ(denied.rejection.detail.find("globex"), std::string::npos)
+      << denied.rejection.detail;
+  const std::string cap =
+      "cannot create tenant \"acme\": the server holds its maximum of 3 "
+      "tenants";
+  keys_->SetFailure(absl::ResourceExhaustedError(cap));
+  Decision full = core->Begin(Post("k"));
+  ASSERT_EQ(full.action, Action::kReject);
+  EXPECT_EQ(full.rejection.reason, RejectReason::kUnavailable);
+  EXPECT_EQ(full.rejection.detail.find("maximum"), std::string::npos);
+  ASSERT_EQ(recorder->seen.size(), 2u);
+  EXPECT_EQ(recorder->seen[0].message(), secret);
+  EXPECT_EQ(recorder->seen[1].message(), cap);
+}
+
+TEST_F(CoreTest, RequireTenantRejectsARequestWithoutOne) {
+  MiddlewareOptions options;
+  options.require_tenant = true;
+  auto core = NewCore(options);
+  IncomingRequest anonymous = Post("k");
+  anonymous.tenant = "";
+  Decision d = core->Begin(anonymous);
+  ASSERT_EQ(d.action, Action::kReject);
+  EXPECT_EQ(d.rejection.reason, RejectReason::kMissingTenant);
+  // Methods that are not covered still bypass, tenant or not.
+  anonymous.method = "GET";
+  EXPECT_EQ(core->Begin(anonymous).action, Action::kBypass);
+}
+
+TEST_F(CoreTest, TheTargetIsFingerprintedNotOnlyTheRoute) {
+  auto core = NewCore();
+  IncomingRequest small = Post("k");
+  small.target = "/v1/charges?amount=1";
+  Decision first = core->Begin(small);
+  ASSERT_EQ(first.action, Action::kRun);
+  ASSERT_TRUE(first.execution->Finish(Response(201, "ch_1")).ok());
+  IncomingRequest large = small;
+  large.target = "/v1/charges?amount=999";
+  Decision other = core->Begin(large);
+  ASSERT_EQ(other.action, Action::kReject);
+  EXPECT_EQ(other.rejection.reason, RejectReason::kMismatch);
+  EXPECT_EQ(core->Begin(small).action, Action::kReplay);
+}
+
+// At most once: a response too large to store is stored without its body;
+// the retry replays the status and headers, flagged, and never runs again.
+TEST_F(CoreTest, AResponseTooLargeToStoreIsStoredWithoutItsBody) {
+  auto metrics = std::make_shared<PrometheusObserver>();
+  MiddlewareOptions options;
+  options.observer = metrics;
+  auto core = NewCore(options);
+  Decision first = core->Begin(Post("big"));
+  ASSERT_EQ(first.action, Action::kRun);
+  idemkey::v1::StoredResponse huge = Response(201, std::string(5 << 20, 'x'));
+  idemkey::v1::Header* location = huge.add_headers();
+  location->set_name("Location");
+  location->set_value("/v1/charges/ch_6267");
+  ASSERT_TRUE(first.execution->Finish(huge).ok());
+  Decision retry = core->Begin(Post("big"));
+  ASSERT_EQ(retry.action, Action::kReplay);
+  EXPECT_EQ(retry.replay.status_code(), 201);
+  EXPECT_TRUE(retry.replay.body_omitted());
+  EXPECT_TRUE(retry.replay.body().empty());
+  ASSERT_EQ(retry.replay.headers_size(), 1);
+  EXPECT_EQ(retry.replay.headers(0).value(), "/v1/charges/ch_6267");
+  EXPECT_EQ(metrics->Count(EventKind::kBodyOmitted), 1u);
+}
+
+TEST_F(CoreTest, PrometheusObserverCountsAKnownSequence) {
+  auto metrics = std::make_shared<PrometheusObserver>();
+  MiddlewareOptions options;
+  options.observer = metrics;
+  options.not_final_statuses = {503};
+  auto core = NewCore(options);
+  IncomingRequest get = Post("k");
+  get.method = "GET";
+  EXPECT_EQ(core->Begin(get).action, Action::kBypass);  // bypass
+  Decision run = core->Begin(Post("k", "a"));           // run
+  EXPECT_EQ(core->Begin(Post("k", "a")).action,
+            Action::kReject);                                    // in progress
+  ASSERT_TRUE(run.execution->Finish(Response(201, "ok")).ok());  // stored
+  EXPECT_EQ(core->Begin(Post("k", "a")).action, Action::kReplay);  // replay
+  EXPECT_EQ(core->Begin(Post("k", "b")).action, Action::kReject);  // mismatch
+  Decision flaky = core->Begin(Post("k2"));                        // run
+  ASSERT_TRUE(flaky.execution->Finish(Response(503, "")).ok());    // released
+  keys_->SetUnavailable(true);
+  EXPECT_EQ(core->Begin(Post("k3")).action, Action::kReject);  // unavailable
+
+  EXPECT_EQ(metrics->Count(EventKind::kBypass), 1u);
+  EXPECT_EQ(metrics->Count(EventKind::kRun), 2u);
+  EXPECT_EQ(metrics->Count(EventKind::kInProgress), 1u);
+  EXPECT_EQ(metrics->Count(EventKind::kStored), 1u);
+  EXPECT_EQ(metrics->Count(EventKind::kReplay), 1u);
+  EXPECT_EQ(metrics->Count(EventKind::kMismatch), 1u);
+  EXPECT_EQ(metrics->Count(EventKind::kReleased), 1u);
+  EXPECT_EQ(metrics->Count(EventKind::kUnavailable), 1u);
+  const std::string text = metrics->Text();
+  EXPECT_NE(text.find("idemkey_middleware_events_total{event=\"replay\"} 1\n"),
+            std::string::npos)
+      << text;
+  // Every step that asked the service is in a histogram: 6 decisions, 2
+  // finishes (bypass asks nothing).
+  EXPECT_NE(text.find("idemkey_middleware_decision_seconds_count 6\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("idemkey_middleware_finish_seconds_count 2\n"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

@@ -20,6 +20,9 @@ namespace idemkey::rpc {
 inline constexpr char kIdempotencyKeyMetadata[] = "idempotency-key";
 // Initial metadata "true" on a replayed response.
 inline constexpr char kReplayedMetadata[] = "idempotency-replayed";
+// Initial metadata "true" on a replay whose response message was too large
+// to store: the stored status with an empty message.
+inline constexpr char kBodyOmittedMetadata[] = "idempotency-body-omitted";
 // Trailing metadata of an ABORTED "in progress" answer: whole seconds after
 // which a retry may find the first attempt finished.
 inline constexpr char kRetryAfterMetadata[] = "retry-after";

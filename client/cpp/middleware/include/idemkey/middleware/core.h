@@ -38,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "idemkey/client/key_service_client.h"
+#include "idemkey/middleware/observer.h"
 #include "idemkey/v1/idemkey.pb.h"
 
 namespace idemkey::middleware {
@@ -49,6 +50,9 @@ struct MiddlewareOptions {
   std::set<std::string> excluded_routes;
   // A covered request without a key: rejected (true) or run unprotected.
   bool require_key = false;
+  // A covered request without a tenant: rejected (true: HTTP 401, gRPC
+  // UNAUTHENTICATED) or run unprotected.
+  bool require_tenant = false;
   // Longest accepted key (docs/semantics.md: 256); keys are printable ASCII.
   // Keep it at most idemkeyd's --max_key_bytes: longer keys pass here and are
   // refused by the service (an Internal rejection, HTTP 500).
@@ -61,8 +65,9 @@ struct MiddlewareOptions {
   // Response statuses that are released instead of stored (a retry runs the
   // handler again), e.g. 429 and 503 for HTTP.
   std::set<int32_t> not_final_statuses;
-  // When the key service is unreachable: reject (false, the default) or run
-  // the handler unprotected.
+  // When the key service gives no answer (unreachable, timed out, the call
+  // cancelled by a draining server, the connection lost): reject (false,
+  // the default: HTTP 503, gRPC UNAVAILABLE) or run the handler unprotected.
   bool fail_open = false;
   // When another attempt holds the key: wait up to this long for its result
   // and replay it (zero: answer "in progress" at once).
@@ -72,12 +77,18 @@ struct MiddlewareOptions {
   // (0: off). Entries expire with their records; an admin's DeleteRecord is
   // not seen by other processes' caches.
   size_t replay_cache_entries = 0;
+  // Told of every decision and finish (observer.h); null: nobody.
+  std::shared_ptr<Observer> observer;
 };
 
 // Views into the adapter's request, read only during Begin().
 struct IncomingRequest {
-  absl::string_view method;  // "POST", or the gRPC full method name
-  absl::string_view route;   // path or route pattern
+  absl::string_view method;  // "POST", or "grpc"
+  absl::string_view route;   // path or route pattern, for excluded_routes
+  // What the fingerprint covers beside method and body: the HTTP request
+  // target as sent (path and query string) or the gRPC full method name.
+  // Empty: `route`.
+  absl::string_view target = {};
   absl::string_view tenant;  // empty: no tenant, bypass
   absl::string_view key;     // the Idempotency-Key, if has_key
   bool has_key = false;
@@ -87,18 +98,22 @@ struct IncomingRequest {
 enum class Action { kBypass, kRun, kReplay, kReject };
 
 enum class RejectReason {
-  kMissingKey,    // HTTP 400, gRPC INVALID_ARGUMENT
-  kMalformedKey,  // HTTP 400, gRPC INVALID_ARGUMENT
-  kInProgress,    // HTTP 409 + Retry-After, gRPC ABORTED
-  kMismatch,      // HTTP 422, gRPC FAILED_PRECONDITION
-  kUnavailable,   // HTTP 503, gRPC UNAVAILABLE
-  kInternal,      // HTTP 500, gRPC INTERNAL: the service refused the call
+  kMissingTenant,  // HTTP 401, gRPC UNAUTHENTICATED
+  kMissingKey,     // HTTP 400, gRPC INVALID_ARGUMENT
+  kMalformedKey,   // HTTP 400, gRPC INVALID_ARGUMENT
+  kInProgress,     // HTTP 409 + Retry-After, gRPC ABORTED
+  kMismatch,       // HTTP 422, gRPC FAILED_PRECONDITION
+  kUnavailable,    // HTTP 503, gRPC UNAVAILABLE: no answer, or the service
+                   // could not take the request (tenant cap, full disk)
+  kInternal,       // HTTP 500, gRPC INTERNAL: the service refused the call
 };
 
 struct Rejection {
   RejectReason reason = RejectReason::kInternal;
-  std::string title;                // one line, e.g. "Request in progress"
-  std::string detail;               // what happened and what to do
+  std::string title;  // one line, e.g. "Request in progress"
+  // What happened and what to do, written for the app's client: never the
+  // key service's own message (the Observer gets that).
+  std::string detail;
   int64_t retry_after_seconds = 0;  // kInProgress
 };
 
@@ -115,8 +130,11 @@ class Execution {
   Execution& operator=(const Execution&) = delete;
 
   // Stores `response` for replays, or releases the key when its status is
-  // "not final". Errors are the key service's (e.g. ABORTED when the lease
-  // was lost); the response has been sent either way.
+  // "not final". A response too large to store is stored without its body
+  // (then without its headers), flagged body_omitted: a retry never runs
+  // the handler again (docs/semantics.md, "At most once"). Errors are the
+  // key service's (e.g. ABORTED when the lease was lost); the response has
+  // been sent either way.
   absl::Status Finish(idemkey::v1::StoredResponse response);
   // Forgets the reservation so that a retry runs the handler again.
   absl::Status Release();
@@ -125,11 +143,20 @@ class Execution {
 
  private:
   friend class IdempotencyCore;
-  Execution(IdempotencyCore* core, std::string tenant, std::string key,
-            std::string fingerprint, uint64_t token);
+  Execution(IdempotencyCore* core, std::string tenant, std::string route,
+            std::string key, std::string fingerprint, uint64_t token);
+  // Complete with `response`; on RESOURCE_EXHAUSTED (too large for the
+  // service or its receive limit) again without the body, then without the
+  // headers. Sets `*omitted` when what was stored lacks the body.
+  absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
+      idemkey::v1::StoredResponse* response, bool* omitted);
+
+  void Notify(EventKind kind, absl::Duration elapsed,
+              absl::Status status = absl::OkStatus()) const;
 
   IdempotencyCore* const core_;
   const std::string tenant_;
+  const std::string route_;
   const std::string key_;
   const std::string fingerprint_;
   const uint64_t token_;
@@ -160,6 +187,10 @@ class IdempotencyCore {
   friend class Execution;
   class Heartbeats;
   class ReplayCache;
+
+  void Notify(EventKind kind, const IncomingRequest& request,
+              absl::Duration elapsed,
+              absl::Status status = absl::OkStatus()) const;
 
   const std::shared_ptr<client::KeyServiceClient> keys_;
   const MiddlewareOptions options_;

@@ -47,6 +47,9 @@ class InProcessKeyService final : public client::KeyServiceClient {
   void AdvanceClock(absl::Duration d);
   // While set, every call answers UNAVAILABLE, as an unreachable service.
   void SetUnavailable(bool unavailable);
+  // While not OK, every call answers `failure` (CANCELLED as from a
+  // draining server, PERMISSION_DENIED as for a wrong token, ...).
+  void SetFailure(absl::Status failure);
 
  private:
   struct Store;  // the store core, out of this header

@@ -1,0 +1,54 @@
+#include "idemkey/rules/tenant_name.h"
+
+#include <set>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "idemkey/rules/validation.h"
+
+namespace idemkey::rules {
+namespace {
+
+TEST(TenantNameForTest, AValidNameStaysAsItIs) {
+  EXPECT_EQ(TenantNameFor("acme"), "acme");
+  EXPECT_EQ(TenantNameFor("0b7e2c1a-4f3d-4c55-9a61-2f0c8d7e6b5a"),
+            "0b7e2c1a-4f3d-4c55-9a61-2f0c8d7e6b5a");
+}
+
+TEST(TenantNameForTest, AnyIdBecomesAValidDeterministicName) {
+  const std::string ids[] = {"Acme Corp",
+                             "0B7E2C1A-4F3D-4C55-9A61-2F0C8D7E6B5A",
+                             std::string(300, 'x'),
+                             "   ",
+                             "caf\xc3\xa9 \xe2\x98\x95",
+                             "-leading-dash",
+                             "UPPER_lower.dot"};
+  for (const std::string& id : ids) {
+    const std::string name = TenantNameFor(id);
+    EXPECT_TRUE(ValidateTenantName(name).ok()) << id << " -> " << name;
+    EXPECT_EQ(TenantNameFor(id), name);
+  }
+  EXPECT_EQ(TenantNameFor("Acme Corp").substr(0, 11), "acme-corp--");
+}
+
+TEST(TenantNameForTest, IdsThatLookAlikeGetDifferentNames) {
+  const std::string ids[] = {"Acme Corp", "acme corp", "Acme-Corp",
+                             "acme-corp", "ACME CORP", "Acme  Corp"};
+  std::set<std::string> names;
+  for (const std::string& id : ids) names.insert(TenantNameFor(id));
+  EXPECT_EQ(names.size(), std::size(ids));
+}
+
+TEST(TenantNameForTest, NoOrganisationIsNoTenant) {
+  EXPECT_EQ(TenantNameFor(""), "");
+}
+
+// A valid id shaped like a mapped name is mapped too, so it cannot take the
+// name another id maps to.
+TEST(TenantNameForTest, AValidIdShapedLikeAMappedNameIsMappedAgain) {
+  const std::string mapped = TenantNameFor("Acme Corp");
+  EXPECT_NE(TenantNameFor(mapped), mapped);
+}
+
+}  // namespace
+}  // namespace idemkey::rules
