@@ -405,21 +405,25 @@ absl::StatusOr<idemkey::v1::CompleteResponse> Execution::Complete(
   req.set_key(key_);
   req.set_fencing_token(token_);
   *omitted = false;
+  // Moved, not copied (it may be 4 MiB), and moved back for the caller.
+  req.mutable_response()->Swap(response);
+  absl::StatusOr<idemkey::v1::CompleteResponse> r;
   for (int step = 0;; ++step) {
-    *req.mutable_response() = *response;
-    absl::StatusOr<idemkey::v1::CompleteResponse> r =
-        core_->keys_->Complete(req);
+    r = core_->keys_->Complete(req);
     // Too large for the service (or for its receive limit): at most once
     // still holds, so store what fits rather than release the key.
-    if (!absl::IsResourceExhausted(r.status()) || step == 2) return r;
+    if (!absl::IsResourceExhausted(r.status()) || step == 2) break;
+    idemkey::v1::StoredResponse* stored = req.mutable_response();
     if (step == 0) {
-      response->clear_body();
+      stored->clear_body();
     } else {
-      response->clear_headers();
+      stored->clear_headers();
     }
-    response->set_body_omitted(true);
+    stored->set_body_omitted(true);
     *omitted = true;
   }
+  req.mutable_response()->Swap(response);
+  return r;
 }
 
 absl::Status Execution::Finish(idemkey::v1::StoredResponse response) {
