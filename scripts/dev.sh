@@ -22,7 +22,8 @@ PACKAGES=(
   systemd python3-yaml
   clang libclang-rt-14-dev
   # Reruns compile only what changed, also in a fresh clone of the same
-  # sources (the cache lives in ~/.cache/ccache, outside the tree).
+  # sources (the cache lives in ~/.cache/ccache, outside the tree; see
+  # build()).
   ccache
   # bench/: idemkey-bench's Redis target, compare.sh's Redis, growth.sh's plot
   libhiredis-dev redis-server gnuplot-nox
@@ -47,6 +48,11 @@ install_packages() {
 build() {
   local dir=$1
   shift
+  # Paths under the clone are hashed relative to it, and the working
+  # directory not at all, so a clone elsewhere (CI's, a second checkout)
+  # hits the cache entries of this one. The price: debug info of a hit names
+  # the directory that first compiled it.
+  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
   cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER_LAUNCHER=ccache "$@" \
     >/dev/null
   ninja -C "$dir" -j"$(nproc)"
