@@ -15,6 +15,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/auth/authorizer.h"
 #include "server/auth/token_table.h"
+#include "server/daemon/listen_probe.h"
 #include "server/daemon/tenant_creation.h"
 #include "server/metrics/call_metrics.h"
 #include "server/metrics/http_endpoint.h"
@@ -73,6 +74,12 @@ int RunDaemon(const DaemonOptions& options) {
     return 1;
   }
   if (!warning.empty()) Log(LogLevel::kWarning, warning);
+  // Before the data directory is opened, so a taken port is the only line.
+  if (absl::Status can_listen = ProbeListenAddress(options.listen);
+      !can_listen.ok()) {
+    Log(LogLevel::kError, absl::StrCat("cannot start: ", can_listen.message()));
+    return 1;
+  }
   std::unique_ptr<auth::TokenTable> tokens;
   if (!options.tokens_file.empty()) {
     absl::StatusOr<std::unique_ptr<auth::TokenTable>> loaded =

@@ -113,7 +113,8 @@ absl::Status RocksDbBackend::OpenDb() {
   // A quiet tenant must not pin old WAL files forever: past this size, the
   // column families holding the oldest WAL get flushed.
   db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
-  db_options.info_log = std::make_shared<StderrLogger>();
+  auto logger = std::make_shared<StderrLogger>();
+  db_options.info_log = logger;
   if (options_.statistics) {
     // Tickers only: no histograms or timers, the cheapest level that counts.
     statistics_ = rocksdb::CreateDBStatistics();
@@ -144,6 +145,8 @@ absl::Status RocksDbBackend::OpenDb() {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   s = rocksdb::DB::Open(db_options, path, descriptors, &handles, &db);
+  // A failure's reason is returned below, in words that say what to do.
+  logger->EndHold(/*print_held=*/s.ok());
   if (!s.ok()) {
     if (s.IsIOError() && absl::StrContains(s.ToString(), "LOCK")) {
       return absl::FailedPreconditionError(absl::StrCat(
