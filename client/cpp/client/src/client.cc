@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "call_batcher.h"
+#include "connection_poller.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "idemkey/rules/health_check.h"
 #include "idemkey/rules/status.h"
@@ -55,6 +56,7 @@ Client::Client(const ClientOptions& options) : options_(options) {
                                        args);
   keys_ = idemkey::v1::KeyService::NewStub(channel_);
   admin_ = idemkey::v1::AdminService::NewStub(channel_);
+  poller_ = std::make_unique<ConnectionPoller>(channel_);
   if (options_.batch_calls) {
     batcher_ = std::make_unique<CallBatcher>(
         [this](const idemkey::v1::BatchRequest& request,
