@@ -196,15 +196,8 @@ int RunDaemon(const DaemonOptions& options) {
             options.metrics_listen.substr(0, options.metrics_listen.rfind(':')),
             ":", metrics_endpoint->port(), "/metrics"));
   }
-  if (!options.port_file.empty() && !WritePortFile(options.port_file, port)) {
-    Log(LogLevel::kError,
-        absl::StrCat("cannot write --port_file ", options.port_file));
-    metrics_endpoint.reset();
-    server->Shutdown();
-    pool.Shutdown();
-    (void)(*backend)->Close();
-    return 1;
-  }
+  // Logged before --port_file appears, so whoever waits for that file
+  // finds the line in the log.
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   Log(LogLevel::kInfo,
       absl::StrCat("idemkeyd serving on ", host, ":", port, ", data in ",
@@ -217,6 +210,15 @@ int RunDaemon(const DaemonOptions& options) {
                    tokens ? absl::StrCat(tokens->size(), " tokens")
                           : std::string("no auth"),
                    ", ", key_store.ListTenants().size(), " tenants)"));
+  if (!options.port_file.empty() && !WritePortFile(options.port_file, port)) {
+    Log(LogLevel::kError,
+        absl::StrCat("cannot write --port_file ", options.port_file));
+    metrics_endpoint.reset();
+    server->Shutdown();
+    pool.Shutdown();
+    (void)(*backend)->Close();
+    return 1;
+  }
 
   sigset_t signals = TerminationSignals();
   int sig = 0;
