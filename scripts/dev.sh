@@ -4,7 +4,8 @@
 #                             (127.0.0.1:50051, data in ./data; extra args go
 #                             to idemkeyd)
 #   bash scripts/dev.sh test  install packages, build, run every test: the
-#                             optimized build, then Debug with ASan+UBSan,
+#                             optimized build and the middleware
+#                             conformance suite, then Debug with ASan+UBSan,
 #                             then the unit tests under ThreadSanitizer, then
 #                             a clang build that checks lock annotations
 #                             (-Wthread-safety as errors) and runs the
@@ -71,6 +72,11 @@ case "${1:-}" in
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_BUILD_TESTS=ON \
       -DIDEMKEY_BUILD_BENCH=ON
     (cd build && ctest -j"$(nproc)" --output-on-failure)
+    # The middleware conformance suite, from outside, against the example
+    # app (tests/conformance/README.md).
+    /usr/bin/python3 tests/conformance/conformance.py \
+      --idemkeyd build/server/daemon/idemkeyd \
+      --app cpp=build/client/cpp/examples/payments-http
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
     (cd build-asan && ctest -j"$(nproc)" --output-on-failure)

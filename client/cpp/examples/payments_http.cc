@@ -15,7 +15,9 @@
 //   POST /v1/charges       a charge (201), numbered by this process
 //   GET  /v1/charges       the number of charges made (not protected: GET)
 //   POST /v1/auth/login    excluded from the middleware by configuration
-// --charge_delay makes each charge take that long (to see 409s and leases).
+// --charge_delay makes each charge take that long (to see 409s and leases);
+// a charge with header X-Fail: throw throws after the delay. The routes and
+// flags are the example apps' contract (tests/conformance/README.md).
 // `payments-http --help` lists every flag.
 
 #include <pthread.h>
@@ -26,6 +28,7 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -88,6 +91,11 @@ int main(int argc, char** argv) {
   server.Post("/v1/charges", idempotency.Wrap([&](const httplib::Request& req,
                                                   httplib::Response& res) {
     absl::SleepFor(delay);
+    // A handler that fails: the middleware releases the key, cpp-httplib
+    // answers 500, and a retry runs the charge.
+    if (req.get_header_value("X-Fail") == "throw") {
+      throw std::runtime_error("charge failed (X-Fail: throw)");
+    }
     const int n = ++charges;
     res.status = 201;
     res.set_header("Location", absl::StrCat("/v1/charges/ch_", n));

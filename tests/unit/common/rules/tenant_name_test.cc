@@ -1,13 +1,34 @@
 #include "idemkey/rules/tenant_name.h"
 
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "idemkey/rules/validation.h"
+#include "idemkey/testing/v1/tenant_name_vectors.pb.h"
 
 namespace idemkey::rules {
 namespace {
+
+// The shared vectors (common/rules/testdata/tenant_name_vectors.json), which
+// the Go, Python and Node packages are checked against too: apps in several
+// languages that share tenants must map an org id to the same name.
+TEST(TenantNameForTest, MatchesEveryVectorOfTheSharedFile) {
+  std::ifstream in(TENANT_NAME_VECTORS_PATH);
+  std::stringstream text;
+  text << in.rdbuf();
+  idemkey::testing::v1::TenantNameVectors file;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(text.str(), &file).ok())
+      << "cannot parse " << TENANT_NAME_VECTORS_PATH;
+  ASSERT_GE(file.vectors_size(), 10);
+  for (const auto& v : file.vectors()) {
+    EXPECT_EQ(TenantNameFor(v.org_id()), v.tenant()) << "vector " << v.name();
+  }
+}
 
 TEST(TenantNameForTest, AValidNameStaysAsItIs) {
   EXPECT_EQ(TenantNameFor("acme"), "acme");
