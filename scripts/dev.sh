@@ -28,6 +28,9 @@ PACKAGES=(
   ccache
   # bench/: idemkey-bench's Redis target, compare.sh's Redis, growth.sh's plot
   libhiredis-dev redis-server gnuplot-nox
+  # client/go, built offline from Debian's Go sources (client/go/README.md)
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev
+  golang-github-golang-protobuf-1-5-dev protoc-gen-go-grpc
 )
 
 install_packages() {
@@ -72,11 +75,15 @@ case "${1:-}" in
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_BUILD_TESTS=ON \
       -DIDEMKEY_BUILD_BENCH=ON
     (cd build && ctest -j"$(nproc)" --output-on-failure)
-    # The middleware conformance suite, from outside, against the example
-    # app (tests/conformance/README.md).
+    # The other languages' packages (their integration tests use the
+    # idemkeyd just built), then the middleware conformance suite, from
+    # outside, against every language's example app
+    # (tests/conformance/README.md).
+    bash client/go/test.sh
     /usr/bin/python3 tests/conformance/conformance.py \
       --idemkeyd build/server/daemon/idemkeyd \
-      --app cpp=build/client/cpp/examples/payments-http
+      --app cpp=build/client/cpp/examples/payments-http \
+      --app go=client/go/bin/payments-http
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
     (cd build-asan && ctest -j"$(nproc)" --output-on-failure)
