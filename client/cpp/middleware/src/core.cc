@@ -41,14 +41,14 @@ Decision Reject(RejectReason reason, std::string title, std::string detail,
   return d;
 }
 
-// The service's verdicts on a call (DATA_LOSS: a corrupt record;
-// UNIMPLEMENTED: gRPC could not parse the request); any other status means
-// it gave no answer: unreachable, timed out, cancelled by a draining server,
-// the connection lost or reset (gRPC says UNKNOWN or INTERNAL for some).
+// The service's verdicts on a call; any other status means it gave no
+// answer (docs/semantics.md, "Key service errors"): unreachable, timed out,
+// cancelled by a draining server, the connection lost or reset (gRPC says
+// UNKNOWN or INTERNAL for some), a request gRPC could not parse
+// (UNIMPLEMENTED), a record it could not read (DATA_LOSS). The Go, Python
+// and Node cores draw the same line.
 bool IsNoAnswer(const absl::Status& s) {
   switch (s.code()) {
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kUnimplemented:
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kAlreadyExists:

@@ -305,7 +305,9 @@ TEST_F(CoreTest, EveryKindOfNoAnswerIsUnavailableOrFailOpen) {
         absl::UnavailableError("Socket closed"),
         absl::DeadlineExceededError("Deadline Exceeded"),
         absl::UnknownError("Stream removed"),
-        absl::InternalError("Received RST_STREAM with error code 2")}) {
+        absl::InternalError("Received RST_STREAM with error code 2"),
+        absl::UnimplementedError("unknown method Reserve"),
+        absl::DataLossError("corrupted record")}) {
     keys_->SetFailure(no_answer);
     Decision d = closed->Begin(Post("k"));
     ASSERT_EQ(d.action, Action::kReject) << no_answer;
