@@ -39,6 +39,9 @@ install_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$p")
   done
+  # client/node: Debian's Node.js and npm, unless a Node.js is there already
+  # (npm comes with it from other sources, and Debian's npm would conflict).
+  command -v npm >/dev/null || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -80,10 +83,12 @@ case "${1:-}" in
     # outside, against every language's example app
     # (tests/conformance/README.md).
     bash client/go/test.sh
+    bash client/node/test.sh
     /usr/bin/python3 tests/conformance/conformance.py \
       --idemkeyd build/server/daemon/idemkeyd \
       --app cpp=build/client/cpp/examples/payments-http \
-      --app go=client/go/bin/payments-http
+      --app go=client/go/bin/payments-http \
+      --app node='node client/node/examples/payments-http.js'
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
     (cd build-asan && ctest -j"$(nproc)" --output-on-failure)

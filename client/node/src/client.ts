@@ -1,0 +1,351 @@
+/**
+ * The typed Node.js client of idemkeyd's KeyService.
+ *
+ * One Client holds one gRPC channel and is meant to be created once per
+ * process and shared by every request. Every call has a deadline per
+ * attempt, and calls that end UNAVAILABLE are retried with jittered
+ * exponential backoff (safe for every call: a retried Reserve keeps its
+ * attempt_id, a retried Complete is OK, a Heartbeat extends again).
+ */
+
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import { GrpcStatus, KeyServiceError, toKeyServiceError } from "./errors";
+import { loadIdemkeyV1 } from "./proto";
+import type {
+  CompleteRequest,
+  CompleteResponse,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  KeyRecord,
+  KeyService,
+  Outcome,
+  ReleaseRequest,
+  ReserveRequest,
+  ReserveResponse,
+  StoredResponse,
+} from "./types";
+
+/** Options of a Client; every field has a default. */
+export interface ClientOptions {
+  /** host:port of idemkeyd. Default "127.0.0.1:50051". */
+  address?: string;
+  /**
+   * Talk TLS, verifying idemkeyd with this PEM CA bundle (contents, or a
+   * path to read with `rootCertFile`). Unset: plaintext, unless `tls`.
+   */
+  rootCert?: Buffer | string;
+  /** Path of a PEM CA bundle; like rootCert. */
+  rootCertFile?: string;
+  /** TLS with the system's roots when no rootCert is given. */
+  tls?: boolean;
+  /** Bearer token sent as "authorization: Bearer TOKEN"; empty: none. */
+  token?: string;
+  /** Asked for the token before every call instead of `token`. */
+  tokenProvider?: () => string | Promise<string>;
+  /** Deadline of one attempt of one call, ms. Default 2000. */
+  callTimeoutMs?: number;
+  /** Attempts per call, the first included, while UNAVAILABLE. Default 4. */
+  maxAttempts?: number;
+  /** Backoff before the second attempt, ms (doubles). Default 50. */
+  initialBackoffMs?: number;
+  /** Longest backoff, ms. Default 1000. */
+  maxBackoffMs?: number;
+  /** grpc.initial_reconnect_backoff_ms. Default 100. */
+  reconnectInitialBackoffMs?: number;
+  /** grpc.max_reconnect_backoff_ms. Default 500. */
+  reconnectMaxBackoffMs?: number;
+  /** grpc.min_reconnect_backoff_ms (C++ core's min connect timeout). Default 1000. */
+  minConnectTimeoutMs?: number;
+  /** More channel options (they win over the ones above). */
+  channelOptions?: grpc.ChannelOptions;
+  /** Folder of the .proto files (see proto.ts). */
+  protoDir?: string;
+}
+
+/** A fresh random attempt id (a version-4 UUID). */
+export function newAttemptId(): string {
+  return randomUUID();
+}
+
+// ---- conversions between the loaded messages and types.ts ----------------
+
+interface PbTimestamp {
+  seconds: string;
+  nanos: number;
+}
+interface PbHeader {
+  name: string;
+  value: Buffer;
+}
+interface PbStoredResponse {
+  statusCode: number;
+  headers: PbHeader[];
+  body: Buffer;
+  bodyOmitted: boolean;
+}
+
+function toDate(t: PbTimestamp | null | undefined): Date | undefined {
+  if (t === null || t === undefined) return undefined;
+  return new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6));
+}
+
+function toPbDuration(ms: number | undefined): { seconds: string; nanos: number } | null {
+  if (ms === undefined || ms <= 0) return null;
+  const whole = Math.floor(ms / 1000);
+  return { seconds: String(whole), nanos: Math.round((ms - whole * 1000) * 1e6) };
+}
+
+function durationMs(d: { seconds: string; nanos: number } | null | undefined): number {
+  if (!d) return 0;
+  return Number(d.seconds) * 1000 + d.nanos / 1e6;
+}
+
+function toStored(r: PbStoredResponse | null | undefined): StoredResponse | undefined {
+  if (r === null || r === undefined) return undefined;
+  return {
+    statusCode: r.statusCode,
+    headers: r.headers.map((h) => ({ name: h.name, value: Buffer.from(h.value) })),
+    body: Buffer.from(r.body),
+    bodyOmitted: r.bodyOmitted,
+  };
+}
+
+function fromStored(r: StoredResponse): PbStoredResponse {
+  return {
+    statusCode: r.statusCode,
+    headers: r.headers.map((h) => ({ name: h.name, value: h.value })),
+    body: r.body,
+    bodyOmitted: r.bodyOmitted,
+  };
+}
+
+function outcomeOf(o: string): Outcome {
+  switch (o) {
+    case "OUTCOME_OWNER":
+      return "OWNER";
+    case "OUTCOME_IN_PROGRESS":
+      return "IN_PROGRESS";
+    case "OUTCOME_COMPLETED":
+      return "COMPLETED";
+    case "OUTCOME_MISMATCH":
+      return "MISMATCH";
+    default:
+      throw new KeyServiceError(GrpcStatus.INTERNAL, `unknown Reserve outcome ${o}`);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+type UnaryMethod = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (err: grpc.ServiceError | null, value?: unknown) => void,
+) => grpc.ClientUnaryCall;
+
+/**
+ * The KeyService client. Implements KeyService for the middleware; errors
+ * are KeyServiceErrors with the gRPC code and the service's message.
+ */
+export class Client implements KeyService {
+  private readonly stub: grpc.Client;
+  private readonly opts: Required<
+    Pick<ClientOptions, "callTimeoutMs" | "maxAttempts" | "initialBackoffMs" | "maxBackoffMs">
+  >;
+  private readonly token: string;
+  private readonly tokenProvider: (() => string | Promise<string>) | undefined;
+  /** The address this client talks to. */
+  readonly address: string;
+
+  constructor(options: ClientOptions = {}) {
+    this.address = options.address ?? "127.0.0.1:50051";
+    this.opts = {
+      callTimeoutMs: options.callTimeoutMs ?? 2000,
+      maxAttempts: Math.max(1, options.maxAttempts ?? 4),
+      initialBackoffMs: options.initialBackoffMs ?? 50,
+      maxBackoffMs: options.maxBackoffMs ?? 1000,
+    };
+    this.token = options.token ?? "";
+    this.tokenProvider = options.tokenProvider;
+    let rootCert: Buffer | undefined;
+    if (options.rootCert !== undefined) {
+      rootCert = Buffer.isBuffer(options.rootCert)
+        ? options.rootCert
+        : Buffer.from(options.rootCert, "utf8");
+    } else if (options.rootCertFile !== undefined) {
+      rootCert = fs.readFileSync(options.rootCertFile);
+    }
+    const credentials =
+      rootCert !== undefined || options.tls
+        ? grpc.credentials.createSsl(rootCert ?? null)
+        : grpc.credentials.createInsecure();
+    const channelOptions: grpc.ChannelOptions = {
+      // This client retries UNAVAILABLE itself; gRPC's retries would
+      // multiply the attempts.
+      "grpc.enable_retries": 0,
+      // Stored responses reach 4 MiB; Lookup returns them whole.
+      "grpc.max_receive_message_length": -1,
+      "grpc.max_send_message_length": -1,
+      "grpc.initial_reconnect_backoff_ms": options.reconnectInitialBackoffMs ?? 100,
+      "grpc.max_reconnect_backoff_ms": options.reconnectMaxBackoffMs ?? 500,
+      // Not read by grpc-js today; kept for parity with the C++ client.
+      "grpc.min_reconnect_backoff_ms": options.minConnectTimeoutMs ?? 1000,
+      ...options.channelOptions,
+    };
+    const v1 = loadIdemkeyV1(options.protoDir);
+    const KeyServiceCtor = v1["KeyService"] as grpc.ServiceClientConstructor;
+    this.stub = new KeyServiceCtor(this.address, credentials, channelOptions);
+  }
+
+  /** Closes the channel; calls after it fail. */
+  close(): void {
+    this.stub.close();
+  }
+
+  private async currentToken(): Promise<string> {
+    return this.tokenProvider ? await this.tokenProvider() : this.token;
+  }
+
+  /** One call with the deadline and UNAVAILABLE retries of the options. */
+  private async call<T>(method: string, request: unknown): Promise<T> {
+    const token = await this.currentToken();
+    if (!/^[\x20-\x7e]*$/.test(token)) {
+      throw new KeyServiceError(
+        GrpcStatus.INVALID_ARGUMENT,
+        "the bearer token has a character a header cannot carry (a newline?); tokens are printable ASCII",
+      );
+    }
+    const fn = (this.stub as unknown as Record<string, UnaryMethod>)[method] as UnaryMethod;
+    let backoff = this.opts.initialBackoffMs;
+    for (let attempt = 1; ; attempt++) {
+      const metadata = new grpc.Metadata();
+      if (token !== "") metadata.set("authorization", `Bearer ${token}`);
+      try {
+        return await new Promise<T>((resolve, reject) => {
+          fn.call(
+            this.stub,
+            request,
+            metadata,
+            { deadline: new Date(Date.now() + this.opts.callTimeoutMs) },
+            (err, value) => (err ? reject(err) : resolve(value as T)),
+          );
+        });
+      } catch (err) {
+        const e = toKeyServiceError(err);
+        if (e.code !== GrpcStatus.UNAVAILABLE || attempt >= this.opts.maxAttempts) throw e;
+        await sleep(backoff * (0.5 + Math.random() * 0.5));
+        backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
+      }
+    }
+  }
+
+  /** Reserve (tenant, key) for one attempt. */
+  async reserve(request: ReserveRequest): Promise<ReserveResponse> {
+    const r = await this.call<{
+      outcome: string;
+      fencingToken: string;
+      leaseExpiresAt: PbTimestamp | null;
+      response: PbStoredResponse | null;
+      expiresAt: PbTimestamp | null;
+    }>("Reserve", {
+      tenant: request.tenant,
+      key: request.key,
+      fingerprint: request.fingerprint,
+      attemptId: request.attemptId,
+      lease: toPbDuration(request.leaseMs),
+      ttl: toPbDuration(request.ttlMs),
+    });
+    const out: ReserveResponse = {
+      outcome: outcomeOf(r.outcome),
+      fencingToken: BigInt(r.fencingToken || "0"),
+    };
+    const lease = toDate(r.leaseExpiresAt);
+    if (lease) out.leaseExpiresAt = lease;
+    const expires = toDate(r.expiresAt);
+    if (expires) out.expiresAt = expires;
+    const response = toStored(r.response);
+    if (response && out.outcome === "COMPLETED") out.response = response;
+    return out;
+  }
+
+  /** Store the response of the attempt holding the lease. */
+  async complete(request: CompleteRequest): Promise<CompleteResponse> {
+    const r = await this.call<{ expiresAt: PbTimestamp | null }>("Complete", {
+      tenant: request.tenant,
+      key: request.key,
+      fencingToken: request.fencingToken.toString(),
+      response: fromStored(request.response),
+    });
+    const out: CompleteResponse = {};
+    const expires = toDate(r.expiresAt);
+    if (expires) out.expiresAt = expires;
+    return out;
+  }
+
+  /** Forget a reservation so that a retry runs the request. */
+  async release(request: ReleaseRequest): Promise<void> {
+    await this.call("Release", {
+      tenant: request.tenant,
+      key: request.key,
+      fencingToken: request.fencingToken.toString(),
+    });
+  }
+
+  /** Extend the lease of the attempt holding it. */
+  async heartbeat(request: HeartbeatRequest): Promise<HeartbeatResponse> {
+    const r = await this.call<{ leaseExpiresAt: PbTimestamp | null }>("Heartbeat", {
+      tenant: request.tenant,
+      key: request.key,
+      fencingToken: request.fencingToken.toString(),
+      lease: toPbDuration(request.leaseMs),
+    });
+    const out: HeartbeatResponse = {};
+    const lease = toDate(r.leaseExpiresAt);
+    if (lease) out.leaseExpiresAt = lease;
+    return out;
+  }
+
+  /** Read a record without changing it (NOT_FOUND when absent). */
+  async lookup(tenant: string, key: string): Promise<KeyRecord> {
+    const r = await this.call<{ record: Record<string, unknown> | null }>("Lookup", { tenant, key });
+    const rec = r.record as {
+      key: string;
+      state: string;
+      fingerprint: Buffer;
+      fencingToken: string;
+      attemptId: string;
+      leaseExpiresAt: PbTimestamp | null;
+      createdAt: PbTimestamp | null;
+      expiresAt: PbTimestamp | null;
+      ttl: { seconds: string; nanos: number } | null;
+      response: PbStoredResponse | null;
+      completedAt: PbTimestamp | null;
+    };
+    const out: KeyRecord = {
+      key: rec.key,
+      state: rec.state === "STATE_COMPLETED" ? "COMPLETED" : "IN_PROGRESS",
+      fingerprint: Buffer.from(rec.fingerprint),
+      fencingToken: BigInt(rec.fencingToken || "0"),
+      attemptId: rec.attemptId,
+      ttlMs: durationMs(rec.ttl),
+    };
+    const set = <K extends keyof KeyRecord>(k: K, v: KeyRecord[K] | undefined): void => {
+      if (v !== undefined) out[k] = v;
+    };
+    set("leaseExpiresAt", toDate(rec.leaseExpiresAt));
+    set("createdAt", toDate(rec.createdAt));
+    set("expiresAt", toDate(rec.expiresAt));
+    set("completedAt", toDate(rec.completedAt));
+    if (out.state === "COMPLETED") set("response", toStored(rec.response));
+    return out;
+  }
+
+  /** Connectivity check: answers at once without touching the store. */
+  async ping(): Promise<void> {
+    await this.call("Ping", {});
+  }
+}
