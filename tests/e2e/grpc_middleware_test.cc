@@ -26,9 +26,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "idemkey/client/client.h"
+#include "idemkey/examples/payments.grpc.pb.h"
 #include "idemkey/grpc/client_idempotency_interceptor.h"
 #include "idemkey/grpc/server_idempotency.h"
-#include "payments.grpc.pb.h"
 #include "tests/support/server_test.h"
 
 namespace idemkey::testing {
@@ -746,7 +746,7 @@ TEST_F(GrpcMiddlewareTest, LongHandlerKeepsItsLeaseThroughHeartbeats) {
 TEST_F(GrpcMiddlewareTest, AppServerKilledMidHandlerIsRecoveredAfterTheLease) {
   const std::string port_file = dir().path() + "/doomed.port";
   const pid_t doomed = SpawnProcess(
-      {PAYMENTS_GRPC_PATH, "--listen=127.0.0.1:0", "--port_file=" + port_file,
+      {PAYMENTS_GRPC_PATH, "--listen_port=0", "--port_file=" + port_file,
        "--idemkey=" + server().address(), "--lease=1s", "--charge_delay=60s"},
       dir().path() + "/doomed.log");
   const int port = WaitForPortFile(port_file);
@@ -782,11 +782,11 @@ TEST_F(GrpcMiddlewareTest, AppServerKilledMidHandlerIsRecoveredAfterTheLease) {
             grpc::StatusCode::ABORTED);
 }
 
-// The example app (client/examples/payments_grpc.cc) as a user runs it.
+// The example app (client/cpp/examples/payments_grpc.cc) as a user runs it.
 TEST_F(GrpcMiddlewareTest, PaymentsGrpcExampleChargesOncePerKey) {
   const std::string port_file = dir().path() + "/payments-grpc.port";
   const pid_t app_pid = SpawnProcess(
-      {PAYMENTS_GRPC_PATH, "--listen=127.0.0.1:0", "--port_file=" + port_file,
+      {PAYMENTS_GRPC_PATH, "--listen_port=0", "--port_file=" + port_file,
        "--idemkey=" + server().address()},
       dir().path() + "/payments-grpc.log");
   const int port = WaitForPortFile(port_file);

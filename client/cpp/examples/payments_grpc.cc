@@ -3,18 +3,23 @@
 // Payments/CreateCharge creates a charge; a client that retries with the same
 // `idempotency-key` metadata and request gets the first charge back (with
 // `idempotency-replayed: true`) instead of a second one. The tenant is the
-// `x-org-id` metadata; calls without it are not protected.
+// `x-org-id` metadata; calls without it are not protected. The API is
+// proto/idemkey/examples/payments.proto; the example apps of every language
+// follow the same contract (tests/conformance/README.md).
 //
 //   idemkeyd --listen=127.0.0.1:50051 &
-//   payments-grpc --listen=127.0.0.1:50052 --idemkey=127.0.0.1:50051 &
-//   grpcurl -plaintext -import-path client/examples -proto payments.proto
+//   payments-grpc --listen_port=50052 --idemkey=127.0.0.1:50051 &
+//   grpcurl -plaintext -import-path proto -proto
+//   idemkey/examples/payments.proto
 //     -H 'x-org-id: acme' -H 'idempotency-key: 5f0c...'
 //     -d '{"amount": 1000, "currency": "EUR"}'
 //     127.0.0.1:50052 idemkey.examples.Payments/CreateCharge   (one line)
 //
 // A charge of a non-positive amount answers INVALID_ARGUMENT, which is
 // stored and replayed like any answer. --charge_delay makes each charge take
-// that long (to see ABORTED and lease heartbeats).
+// that long (to see ABORTED and lease heartbeats). A call with metadata
+// `x-fail: throw` throws after the delay, without charging: the middleware
+// releases the key and the call ends INTERNAL.
 
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +29,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -34,12 +40,11 @@
 #include "example_flags.h"
 #include "grpcpp/grpcpp.h"
 #include "idemkey/client/client.h"
+#include "idemkey/examples/payments.grpc.pb.h"
 #include "idemkey/grpc/server_idempotency.h"
 #include "idemkey/rules/tenant_name.h"
-#include "payments.grpc.pb.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50052",
-          "host:port to serve on (port 0: any free port)");
+ABSL_FLAG(int, listen_port, 50052, "gRPC port on 127.0.0.1 (0: any free port)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here");
 ABSL_FLAG(absl::Duration, charge_delay, absl::ZeroDuration(),
           "time each charge takes");
@@ -59,6 +64,11 @@ std::string OrgId(grpc::CallbackServerContext* ctx) {
       absl::string_view(it->second.data(), it->second.size()));
 }
 
+bool ShouldThrow(grpc::CallbackServerContext* ctx) {
+  auto it = ctx->client_metadata().find("x-fail");
+  return it != ctx->client_metadata().end() && it->second == "throw";
+}
+
 class PaymentsService final
     : public idemkey::examples::Payments::CallbackService {
  public:
@@ -71,14 +81,16 @@ class PaymentsService final
                                          Charge* charge) override {
     return idempotency_.Handle(
         ctx, request, charge, "/idemkey.examples.Payments/CreateCharge",
-        [this](const CreateChargeRequest& req, Charge* out,
-               ReplyMetadata* metadata) {
+        [this, fail = ShouldThrow(ctx)](const CreateChargeRequest& req,
+                                        Charge* out, ReplyMetadata* metadata) {
           if (req.amount() <= 0) {
             return grpc::Status(
                 grpc::StatusCode::INVALID_ARGUMENT,
                 absl::StrCat("amount must be positive, not ", req.amount()));
           }
           absl::SleepFor(delay_);
+          if (fail)
+            throw std::runtime_error("the charge failed (x-fail: throw)");
           out->set_id(absl::StrCat("ch_", ++charges_));
           out->set_amount(req.amount());
           out->set_currency(req.currency());
@@ -100,7 +112,7 @@ int main(int argc, char** argv) {
   idemkey::examples::SetUpUsage(
       "payments_grpc.cc",
       "a gRPC payments API protected by idemkey\n"
-      "usage: payments-grpc [--listen=127.0.0.1:50052] [--idemkey=HOST:PORT] "
+      "usage: payments-grpc [--listen_port=50052] [--idemkey=HOST:PORT] "
       "[flags]");
   absl::ParseCommandLine(argc, argv);
   // SIGINT and SIGTERM shut the server down cleanly: blocked here, before
@@ -132,13 +144,16 @@ int main(int argc, char** argv) {
 
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen),
-                           grpc::InsecureServerCredentials(), &port);
+  const std::string listen =
+      absl::StrCat("127.0.0.1:", absl::GetFlag(FLAGS_listen_port));
+  // gRPC lets a second server bind the same port by default; an app server
+  // should fail to start instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    std::cerr << "payments-grpc: cannot listen on "
-              << absl::GetFlag(FLAGS_listen) << "\n";
+    std::cerr << "payments-grpc: cannot listen on " << listen << "\n";
     return 1;
   }
   if (const std::string file = absl::GetFlag(FLAGS_port_file); !file.empty()) {
