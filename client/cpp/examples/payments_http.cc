@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -88,6 +89,17 @@ int main(int argc, char** argv) {
   const absl::Duration delay = absl::GetFlag(FLAGS_charge_delay);
   httplib::Server server;
   server.set_tcp_nodelay(true);  // or Nagle + delayed ACKs add ~40 ms
+  // cpp-httplib 0.11 (Debian 12) sets SO_REUSEPORT on the listening socket,
+  // so a second server could take the same port, and listens with a backlog
+  // of 5, so a burst of new connections is reset when the accept loop lags.
+  // Its options hook sees the socket before bind: SO_REUSEADDR instead, and
+  // the fd, to listen again with a full backlog once bound.
+  int listen_fd = -1;
+  server.set_socket_options([&listen_fd](int fd) {
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_fd = fd;
+  });
   server.Post("/v1/charges", idempotency.Wrap([&](const httplib::Request& req,
                                                   httplib::Response& res) {
     absl::SleepFor(delay);
@@ -119,7 +131,7 @@ int main(int argc, char** argv) {
   } else if (!server.bind_to_port("127.0.0.1", port)) {
     port = -1;
   }
-  if (port < 0) {
+  if (port < 0 || listen(listen_fd, SOMAXCONN) != 0) {
     std::cerr << "payments-http: cannot listen on 127.0.0.1:"
               << absl::GetFlag(FLAGS_listen_port) << "\n";
     return 1;
