@@ -8,7 +8,7 @@
 # see go.mod); no module proxy is used. Integration tests start the real
 # idemkeyd ($IDEMKEYD, default build/server/daemon/idemkeyd under the
 # repository root) and skip, saying so, when it is absent. Builds
-# bin/payments-http. Exits non-zero when anything fails.
+# bin/payments-http and bin/payments-grpc. Exits non-zero when anything fails.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here" || exit 1
@@ -49,11 +49,13 @@ skipped=$(grep -cE '^\s*--- SKIP' "$log")
 failed=$(grep -cE '^\s*--- FAIL' "$log")
 
 mkdir -p bin
-if ! go build -o bin/payments-http ./cmd/payments-http; then
-  echo "go: building bin/payments-http failed"; fail=1
-else
-  echo "go: built $here/bin/payments-http"
-fi
+for app in payments-http payments-grpc; do
+  if ! go build -o "bin/$app" "./cmd/$app"; then
+    echo "go: building bin/$app failed"; fail=1
+  else
+    echo "go: built $here/bin/$app"
+  fi
+done
 
 echo "go: $packages packages ok, $tests tests ($toplevel top-level, the rest subtests) passed, $skipped skipped, $failed failed, $failed_packages packages failed"
 if [ "$fail" -ne 0 ]; then

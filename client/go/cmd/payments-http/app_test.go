@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/idemkey/idemkey/client/go/idemtest"
+	"github.com/idemkey/idemkey/client/go/internal/exampleapp"
 )
 
 func post(t *testing.T, srv *httptest.Server, path, key string, headers ...string) (*http.Response, string) {
@@ -35,7 +33,7 @@ func post(t *testing.T, srv *httptest.Server, path, key string, headers ...strin
 
 func TestRoutes(t *testing.T) {
 	keys := idemtest.New()
-	srv := httptest.NewServer(newHandler(keys, options{lease: 30 * time.Second}))
+	srv := httptest.NewServer(newHandler(keys, exampleapp.Options{Lease: 30 * time.Second}, io.Discard))
 	defer srv.Close()
 	resp, body := post(t, srv, "/v1/charges", "k")
 	if resp.StatusCode != 201 || body != "{\"id\":\"ch_1\",\"request\":{\"amount\":5}}\n" || resp.Header.Get("Location") != "/v1/charges/ch_1" || resp.Header.Get("Content-Type") != "application/json" {
@@ -65,32 +63,5 @@ func TestRoutes(t *testing.T) {
 	get.Body.Close()
 	if get.StatusCode != 200 || string(b) != "{\"charges\":2}\n" {
 		t.Fatalf("GET: %d %q", get.StatusCode, b)
-	}
-}
-
-func TestFlags(t *testing.T) {
-	o, err := parseFlags([]string{"--listen_port=0", "--lease=2s", "--fail_open", "--wait_for_result=1m30s", "--charge_delay=1500ms", "--require_tenant"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.listenPort != 0 || o.lease != 2*time.Second || !o.failOpen || o.waitForResult != 90*time.Second || o.chargeDelay != 1500*time.Millisecond || !o.requireTenant || o.idemkey != "127.0.0.1:50051" || o.tokenEnv != "IDEMKEY_TOKEN" {
-		t.Fatalf("%+v", o)
-	}
-	if _, err := parseFlags([]string{"--lease=2"}, io.Discard); err == nil {
-		t.Fatal("a duration without a unit was accepted")
-	}
-}
-
-func TestWritePortFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "port")
-	if err := writePortFile(path, 8123); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil || !bytes.Equal(b, []byte("8123\n")) {
-		t.Fatalf("%q %v", b, err)
-	}
-	if m, _ := filepath.Glob(path + ".tmp*"); len(m) != 0 {
-		t.Fatalf("temporary files left: %v", m)
 	}
 }

@@ -22,19 +22,4 @@
 // `payments-http --help` lists every flag.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "payments-http: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main() }
