@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatus, KeyServiceError, toKeyServiceError } from "./errors";
 import { loadIdemkeyV1 } from "./proto";
+import { copyStoredResponse } from "./stored-response";
 import type {
   CompleteRequest,
   CompleteResponse,
@@ -75,16 +76,6 @@ interface PbTimestamp {
   seconds: string;
   nanos: number;
 }
-interface PbHeader {
-  name: string;
-  value: Buffer;
-}
-interface PbStoredResponse {
-  statusCode: number;
-  headers: PbHeader[];
-  body: Buffer;
-  bodyOmitted: boolean;
-}
 
 function toDate(t: PbTimestamp | null | undefined): Date | undefined {
   if (t === null || t === undefined) return undefined;
@@ -102,23 +93,10 @@ function durationMs(d: { seconds: string; nanos: number } | null | undefined): n
   return Number(d.seconds) * 1000 + d.nanos / 1e6;
 }
 
-function toStored(r: PbStoredResponse | null | undefined): StoredResponse | undefined {
-  if (r === null || r === undefined) return undefined;
-  return {
-    statusCode: r.statusCode,
-    headers: r.headers.map((h) => ({ name: h.name, value: Buffer.from(h.value) })),
-    body: Buffer.from(r.body),
-    bodyOmitted: r.bodyOmitted,
-  };
-}
-
-function fromStored(r: StoredResponse): PbStoredResponse {
-  return {
-    statusCode: r.statusCode,
-    headers: r.headers.map((h) => ({ name: h.name, value: h.value })),
-    body: r.body,
-    bodyOmitted: r.bodyOmitted,
-  };
+// A loaded idemkey.v1.StoredResponse has StoredResponse's shape (bytes load
+// as Buffers): sent as it is, copied when received.
+function toStored(r: StoredResponse | null | undefined): StoredResponse | undefined {
+  return r === null || r === undefined ? undefined : copyStoredResponse(r);
 }
 
 function outcomeOf(o: string): Outcome {
@@ -249,7 +227,7 @@ export class Client implements KeyService {
       outcome: string;
       fencingToken: string;
       leaseExpiresAt: PbTimestamp | null;
-      response: PbStoredResponse | null;
+      response: StoredResponse | null;
       expiresAt: PbTimestamp | null;
     }>("Reserve", {
       tenant: request.tenant,
@@ -278,7 +256,7 @@ export class Client implements KeyService {
       tenant: request.tenant,
       key: request.key,
       fencingToken: request.fencingToken.toString(),
-      response: fromStored(request.response),
+      response: request.response,
     });
     const out: CompleteResponse = {};
     const expires = toDate(r.expiresAt);
@@ -322,7 +300,7 @@ export class Client implements KeyService {
       createdAt: PbTimestamp | null;
       expiresAt: PbTimestamp | null;
       ttl: { seconds: string; nanos: number } | null;
-      response: PbStoredResponse | null;
+      response: StoredResponse | null;
       completedAt: PbTimestamp | null;
     };
     const out: KeyRecord = {

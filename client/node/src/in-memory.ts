@@ -7,6 +7,7 @@
 
 import { checkKey, checkPrintable, checkTenantName, DEFAULT_MAX_KEY_BYTES, MAX_ATTEMPT_ID_BYTES } from "./validation";
 import { GrpcStatus, KeyServiceError } from "./errors";
+import { copyStoredResponse } from "./stored-response";
 import type {
   CompleteRequest,
   CompleteResponse,
@@ -91,15 +92,6 @@ export function encodedSize(r: StoredResponse): number {
   if (r.body.length > 0) size += lenField(r.body.length);
   if (r.bodyOmitted) size += 2;
   return size;
-}
-
-function copyResponse(r: StoredResponse): StoredResponse {
-  return {
-    statusCode: r.statusCode,
-    headers: r.headers.map((h) => ({ name: h.name, value: Buffer.from(h.value) })),
-    body: Buffer.from(r.body),
-    bodyOmitted: r.bodyOmitted,
-  };
 }
 
 function invalid(message: string): KeyServiceError {
@@ -241,7 +233,7 @@ export class InMemoryKeyService implements KeyService {
       return {
         outcome: "COMPLETED",
         fencingToken: 0n,
-        response: copyResponse(rec.response as StoredResponse),
+        response: copyStoredResponse(rec.response as StoredResponse),
         expiresAt: new Date(rec.expiresAt),
       };
     }
@@ -310,7 +302,7 @@ export class InMemoryKeyService implements KeyService {
     }
     const now = this.o.now();
     rec.state = "COMPLETED";
-    rec.response = copyResponse(req.response);
+    rec.response = copyStoredResponse(req.response);
     rec.completedAt = now;
     rec.expiresAt = now + rec.ttlMs;
     rec.leaseEnd = 0;
@@ -357,7 +349,7 @@ export class InMemoryKeyService implements KeyService {
       ttlMs: rec.ttlMs,
     };
     if (rec.state === "IN_PROGRESS") out.leaseExpiresAt = new Date(rec.leaseEnd);
-    if (rec.response) out.response = copyResponse(rec.response);
+    if (rec.response) out.response = copyStoredResponse(rec.response);
     if (rec.completedAt !== undefined) out.completedAt = new Date(rec.completedAt);
     return out;
   }

@@ -3,23 +3,12 @@
 // suite (tests/conformance/README.md) drives it.
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const path = require("node:path");
-const net = require("node:net");
-const { Client } = require("..");
-const { PACKAGE_ROOT, idemkeydSkipReason, startIdemkeyd, startWithPortFile, tmpDir, request, newKey, waitFor } = require("./helpers/env");
+const { idemkeydSkipReason, startIdemkeyd, startExampleApp, waitHeld, closedPort, request, newKey, waitFor } = require("./helpers/env");
 
-const APP = path.join(PACKAGE_ROOT, "examples", "payments-http.js");
 const skip = idemkeydSkipReason();
 
 async function startApp(idemkey, flags = []) {
-  const dir = tmpDir("payments-http-");
-  const portFile = path.join(dir, "port");
-  const app = await startWithPortFile(
-    process.execPath,
-    [APP, "--listen_port=0", `--port_file=${portFile}`, `--idemkey=${idemkey}`, ...flags],
-    portFile,
-    "payments-http",
-  );
+  const app = await startExampleApp("payments-http", idemkey, flags);
   const post = (p, { key, org = "acme", body = '{"amount":100}', headers = {} } = {}) =>
     request(app.port, {
       method: "POST",
@@ -38,25 +27,6 @@ async function startApp(idemkey, flags = []) {
 function problemType(res) {
   assert.equal(res.headers["content-type"], "application/problem+json");
   return JSON.parse(res.body.toString()).type;
-}
-
-/** Waits until idemkeyd has a record of (acme, key): its first request holds it. */
-async function waitHeld(daemon, key) {
-  const keys = new Client({ address: daemon.address });
-  try {
-    await waitFor(() => keys.lookup("acme", key).then(() => true, () => false), 10000, "the first request to hold the key");
-  } finally {
-    keys.close();
-  }
-}
-
-/** A loopback port nobody listens on. */
-async function closedPort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 test.describe("payments-http example against idemkeyd", { skip }, () => {
@@ -118,7 +88,7 @@ test.describe("payments-http example against idemkeyd", { skip }, () => {
     try {
       const key = newKey();
       const first = app.post("/v1/charges", { key });
-      await waitHeld(daemon, key);
+      await waitHeld(daemon.address, "acme", key);
       const busy = await app.post("/v1/charges", { key });
       assert.equal(busy.status, 409);
       assert.ok(Number(busy.headers["retry-after"]) >= 1);
@@ -199,7 +169,7 @@ test.describe("payments-http example against idemkeyd", { skip }, () => {
     try {
       const key = newKey();
       dying.post("/v1/charges", { key }).catch(() => {});
-      await waitHeld(daemon, key);
+      await waitHeld(daemon.address, "acme", key);
       assert.equal((await other.post("/v1/charges", { key })).status, 409);
       await dying.stop("SIGKILL");
       const r = await waitFor(async () => {

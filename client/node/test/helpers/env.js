@@ -1,11 +1,12 @@
 "use strict";
-// Shared test helpers: the repo layout, a real idemkeyd, HTTP requests,
-// polling with deadlines.
+// Shared test helpers: the repo layout, a real idemkeyd, the example apps,
+// HTTP requests, polling with deadlines.
 
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
+const net = require("node:net");
 const { spawn } = require("node:child_process");
 
 const PACKAGE_ROOT = path.resolve(__dirname, "..", "..");
@@ -94,6 +95,37 @@ async function startIdemkeyd(extraArgs = []) {
   };
 }
 
+/** examples/<name>.js on a free port, talking to idemkeyd at `idemkey`. */
+function startExampleApp(name, idemkey, flags = []) {
+  const portFile = path.join(tmpDir(`${name}-`), "port");
+  return startWithPortFile(
+    process.execPath,
+    [path.join(PACKAGE_ROOT, "examples", `${name}.js`), "--listen_port=0", `--port_file=${portFile}`, `--idemkey=${idemkey}`, ...flags],
+    portFile,
+    name,
+  );
+}
+
+/** Waits until idemkeyd at `address` has a record of (tenant, key): its first request holds it. */
+async function waitHeld(address, tenant, key) {
+  const { Client } = require(PACKAGE_ROOT);
+  const keys = new Client({ address });
+  try {
+    await waitFor(() => keys.lookup(tenant, key).then(() => true, () => false), 10000, "the first request to hold the key");
+  } finally {
+    keys.close();
+  }
+}
+
+/** A loopback port nobody listens on. */
+async function closedPort() {
+  const s = net.createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
 /** One HTTP request; resolves {status, headers, rawHeaders, body: Buffer}. */
 function request(port, { method = "POST", path: p = "/", headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
@@ -128,6 +160,9 @@ module.exports = {
   readPort,
   startWithPortFile,
   startIdemkeyd,
+  startExampleApp,
+  waitHeld,
+  closedPort,
   request,
   newKey,
 };
