@@ -61,6 +61,9 @@ bench sync --address="$IDEMKEYD_ADDR" --scenarios=ping,reserve,lookup,pairs
 # per operation in flight, concurrent calls coalesced into Batch RPCs.
 bench batched --target=library --batch --address="$IDEMKEYD_ADDR" \
   --scenarios=pairs,reserve,lookup
+# And with stream_calls: every call an op of one KeyService/Stream.
+bench streamed --target=library --stream --address="$IDEMKEYD_ADDR" \
+  --scenarios=pairs,reserve,lookup
 stop_server "$IDEMKEYD_PID"
 
 start_idemkeyd nosync --sync=false
@@ -128,12 +131,16 @@ stop_server "$REDIS_PID"
       rates("  pairs, client library, batched (sync)", "batched", "pairs")
       rates("  Reserve calls, batched (sync)", "batched", "reserve")
       rates("  Lookup calls, batched (sync)", "batched", "lookup")
+      rates("  pairs, client library, streamed (sync)", "streamed", "pairs")
+      rates("  Reserve calls, streamed (sync)", "streamed", "reserve")
+      rates("  Lookup calls, streamed (sync)", "streamed", "lookup")
       rates("  pairs, Redis appendfsync always", "redis", "pairs")
       rates("  Redis PING calls", "redis", "ping")
       print "pair latency p50/p99 (ms)"
       latency("  idemkeyd --sync=true", "sync")
       latency("  idemkeyd --sync=false", "nosync")
       latency("  client library, batched (sync)", "batched")
+      latency("  client library, streamed (sync)", "streamed")
       latency("  Redis appendfsync always", "redis")
       print "ratios (ok: meets the target of issue #6; MISS: does not)"
       ratio("  sync pairs / Redis pairs", "1.00", "sync", "pairs", "redis", "pairs")
@@ -142,6 +149,9 @@ stop_server "$REDIS_PID"
       ratio("  batched sync pairs / Redis pairs", "1.00", "batched", "pairs", "redis", "pairs")
       ratio("  batched Reserve / Ping", "0.80", "batched", "reserve", "sync", "ping")
       ratio("  batched Lookup / Ping", "0.90", "batched", "lookup", "sync", "ping")
+      ratio("  streamed sync pairs / Redis pairs", "1.00", "streamed", "pairs", "redis", "pairs")
+      ratio("  streamed Reserve / Ping", "1.00", "streamed", "reserve", "sync", "ping")
+      ratio("  streamed Lookup / Ping", "1.00", "streamed", "lookup", "sync", "ping")
       ratio("  sync pairs / Ping", "", "sync", "pairs", "sync", "ping")
       ratio("  no-sync pairs / Redis pairs", "", "nosync", "pairs", "redis", "pairs")
       ratio("  no-sync pairs / Ping (no-sync)", "", "nosync", "pairs", "nosync", "ping")

@@ -44,6 +44,9 @@ ABSL_FLAG(std::string, target, "idemkey",
 ABSL_FLAG(bool, batch, false,
           "with --target=library: ClientOptions::batch_calls, coalescing "
           "concurrent calls into Batch RPCs");
+ABSL_FLAG(bool, stream, false,
+          "with --target=library: ClientOptions::stream_calls, every call an "
+          "op of one KeyService/Stream");
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
           "idemkeyd address, host:port");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address, host:port");
@@ -189,8 +192,8 @@ std::unique_ptr<Target> Connect(const std::string& target,
                                                  options, &error);
   } else if (target == "library") {
     connected = idemkey::bench::ConnectLibraryTarget(
-        absl::GetFlag(FLAGS_address), absl::GetFlag(FLAGS_batch), options,
-        &error);
+        absl::GetFlag(FLAGS_address), absl::GetFlag(FLAGS_batch),
+        absl::GetFlag(FLAGS_stream), options, &error);
   } else if (target == "redis") {
 #ifdef IDEMKEY_BENCH_REDIS
     connected = idemkey::bench::ConnectRedisTarget(absl::GetFlag(FLAGS_redis),

@@ -176,12 +176,14 @@ class LibraryTarget final : public Target {
 
 std::unique_ptr<Target> ConnectLibraryTarget(const std::string& address,
                                              bool batch_calls,
+                                             bool stream_calls,
                                              const ScenarioOptions& options,
                                              std::string* error) {
   client::ClientOptions client_options;
   client_options.address = address;
   client_options.call_timeout = absl::Seconds(30);
   client_options.batch_calls = batch_calls;
+  client_options.stream_calls = stream_calls;
   std::shared_ptr<client::Client> client =
       client::Client::Create(client_options);
   if (absl::Status s = client->Ping(); !s.ok()) {

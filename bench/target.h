@@ -80,11 +80,12 @@ std::unique_ptr<Target> ConnectKeyTarget(const std::string& address,
                                          const ScenarioOptions& options,
                                          std::string* error);
 
-// idemkeyd at `address` through idemkey::client::Client (batch_calls as
-// given): `pairs` only, one thread per operation in flight. nullptr, with
+// idemkeyd at `address` through idemkey::client::Client (batch_calls and
+// stream_calls as given): `pairs` only, one thread per operation in flight. nullptr, with
 // *error set, when idemkeyd does not answer Ping.
 std::unique_ptr<Target> ConnectLibraryTarget(const std::string& address,
                                              bool batch_calls,
+                                             bool stream_calls,
                                              const ScenarioOptions& options,
                                              std::string* error);
 

@@ -23,11 +23,12 @@ idemkey::v1::Outcome ToProto(store::ReserveOutcome outcome) {
   return idemkey::v1::OUTCOME_UNSPECIFIED;
 }
 
-// One op of a Batch, authorized and applied as its own call would be.
-absl::Status RunBatchOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
-                        AuthorizeTenant authorize, MayCreateTenant may_create,
-                        idemkey::v1::BatchResult* result,
-                        const store::CallOptions& options) {
+}  // namespace
+
+absl::Status RunOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
+                   AuthorizeTenant authorize, MayCreateTenant may_create,
+                   idemkey::v1::BatchResult* result,
+                   const store::CallOptions& options) {
   absl::Status s;
   switch (op.call_case()) {
     case idemkey::v1::BatchOp::kReserve:
@@ -56,8 +57,6 @@ absl::Status RunBatchOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
       "a batch op has no call; set one of reserve, complete, release, "
       "heartbeat or lookup");
 }
-
-}  // namespace
 
 absl::Status Reserve(store::KeyStore& store,
                      const idemkey::v1::ReserveRequest& request,
@@ -146,8 +145,8 @@ absl::Status Batch(store::KeyStore& store,
   }
   for (int i = response->results_size(); i < request.ops_size(); ++i) {
     idemkey::v1::BatchResult result;
-    absl::Status s = RunBatchOp(store, request.ops(i), authorize, may_create,
-                                &result, options);
+    absl::Status s =
+        RunOp(store, request.ops(i), authorize, may_create, &result, options);
     if (store::IsWouldBlock(s)) return s;  // resumes at this op
     if (!s.ok()) {
       result.clear_response();

@@ -57,6 +57,14 @@ using AuthorizeTenant = absl::FunctionRef<absl::Status(absl::string_view)>;
 // May the caller's Reserve create this unknown tenant?
 using MayCreateTenant = absl::FunctionRef<bool(absl::string_view)>;
 
+// One op of a Batch or a Stream, authorized and applied exactly as its own
+// call would be: OK with the op's response in `result`, or the call's error
+// (WouldBlockError: nothing changed, run it again allowed to wait).
+absl::Status RunOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
+                   AuthorizeTenant authorize, MayCreateTenant may_create,
+                   idemkey::v1::BatchResult* result,
+                   const store::CallOptions& options = {});
+
 // Each op of `request`, authorized and applied exactly as its own call
 // would be, in order, its result (or error) appended to `response`.
 //

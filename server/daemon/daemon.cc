@@ -117,8 +117,13 @@ int RunDaemon(const DaemonOptions& options) {
   }
   store::KeyStore key_store(backend->get(), key_store_options);
   util::ThreadPool pool(options.store_threads);
+  // Every call of both services is counted and timed by one interceptor;
+  // the ops of a Stream are counted by the stream, as their own calls.
+  metrics::CallMetrics call_metrics(
+      {idemkey::v1::KeyService::service_full_name(),
+       idemkey::v1::AdminService::service_full_name()});
   service::KeyServiceImpl key_service(&key_store, &pool, &authorizer,
-                                      creation->creators);
+                                      creation->creators, &call_metrics);
   service::AdminServiceImpl admin_service(&key_store, &pool, &authorizer);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -136,10 +141,6 @@ int RunDaemon(const DaemonOptions& options) {
   builder.AddListeningPort(options.listen, *credentials, &port);
   builder.RegisterService(&key_service);
   builder.RegisterService(&admin_service);
-  // Every call of both services is counted and timed by one interceptor.
-  metrics::CallMetrics call_metrics(
-      {idemkey::v1::KeyService::service_full_name(),
-       idemkey::v1::AdminService::service_full_name()});
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;

@@ -5,6 +5,7 @@
 #include "absl/time/clock.h"
 #include "server/api/key_calls.h"
 #include "server/service/authorized.h"
+#include "server/service/key_stream.h"
 #include "server/service/store_call.h"
 #include "server/store/call_options.h"
 #include "server/util/log.h"
@@ -115,6 +116,22 @@ grpc::ServerUnaryReactor* KeyServiceImpl::Batch(
         // Resumes where a run refused for I/O left off (store_call.h).
         return api::Batch(*store_, *req, authorize, may_create, resp, options);
       });
+}
+
+grpc::ServerBidiReactor<idemkey::v1::StreamRequest,
+                        idemkey::v1::StreamResponse>*
+KeyServiceImpl::Stream(grpc::CallbackServerContext* ctx) {
+  // The metadata is the stream's: read once per op, as by a unary call, so
+  // a token revoked while the stream is open stops its next op.
+  return new KeyStream(
+      store_, pool_,
+      [this, ctx](absl::string_view tenant) {
+        return auth_->ForTenant(ctx->client_metadata(), tenant);
+      },
+      [this, ctx](absl::string_view tenant) {
+        return MayCreateTenant(ctx, tenant);
+      },
+      metrics_);
 }
 
 }  // namespace idemkey::service

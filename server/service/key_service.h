@@ -6,7 +6,8 @@
 // Each call is authorized for its tenant, then validated and applied by the
 // KeyStore: on the gRPC callback thread when that needs no disk I/O, else on
 // `pool` (store_call.h); the answer goes out once it is durable. Ping
-// answers inline and needs no token.
+// answers inline and needs no token. Stream runs each op as Batch does and
+// answers it as soon as it is durable (key_stream.h).
 //
 // Thread-safe: gRPC calls it from many threads at once.
 
@@ -15,6 +16,7 @@
 
 #include "idemkey/v1/idemkey.grpc.pb.h"
 #include "server/auth/authorizer.h"
+#include "server/metrics/call_metrics.h"
 #include "server/store/key_store.h"
 #include "server/util/thread_pool.h"
 
@@ -30,10 +32,16 @@ enum class TenantCreators {
 class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
  public:
   // None is owned; all must outlive the service.
+  // `metrics` (may be null) counts the ops of Streams.
   KeyServiceImpl(store::KeyStore* store, util::ThreadPool* pool,
                  const auth::Authorizer* auth,
-                 TenantCreators creators = TenantCreators::kOwnTenantTokens)
-      : store_(store), pool_(pool), auth_(auth), creators_(creators) {}
+                 TenantCreators creators = TenantCreators::kOwnTenantTokens,
+                 metrics::CallMetrics* metrics = nullptr)
+      : store_(store),
+        pool_(pool),
+        auth_(auth),
+        creators_(creators),
+        metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Reserve(
       grpc::CallbackServerContext* ctx, const idemkey::v1::ReserveRequest* req,
@@ -57,6 +65,9 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
   grpc::ServerUnaryReactor* Batch(grpc::CallbackServerContext* ctx,
                                   const idemkey::v1::BatchRequest* req,
                                   idemkey::v1::BatchResponse* resp) override;
+  grpc::ServerBidiReactor<idemkey::v1::StreamRequest,
+                          idemkey::v1::StreamResponse>*
+  Stream(grpc::CallbackServerContext* ctx) override;
 
  private:
   bool MayCreateTenant(grpc::CallbackServerContext* ctx,
@@ -66,6 +77,7 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
   util::ThreadPool* const pool_;
   const auth::Authorizer* const auth_;
   const TenantCreators creators_;
+  metrics::CallMetrics* const metrics_;
 };
 
 }  // namespace idemkey::service

@@ -59,24 +59,28 @@ void RunStoreWork(util::ThreadPool* pool, Work work, Done done,
   if (!queued) refused();
 }
 
+// What a call answers once WhenDurable reported `durable`: its own
+// `result`, or why that result cannot be trusted.
+inline absl::Status AfterDurable(absl::Status result,
+                                 const absl::Status& durable) {
+  if (durable.ok()) return result;
+  // A full disk keeps its code: no retry helps until space is freed.
+  return absl::IsResourceExhausted(durable)
+             ? absl::ResourceExhaustedError(absl::StrCat(
+                   "the result could not be made durable: ", durable.message()))
+             : absl::UnavailableError(
+                   absl::StrCat("the result could not be made durable, retry: ",
+                                durable.message()));
+}
+
 namespace internal {
 
 inline void FinishWhenDurable(grpc::ServerUnaryReactor* reactor,
                               store::KeyStore* store, absl::Status result) {
   store->WhenDurable(
       [reactor, result = std::move(result)](absl::Status durable) mutable {
-        if (!durable.ok()) {
-          // A full disk keeps its code: no retry helps until space is freed.
-          result = absl::IsResourceExhausted(durable)
-                       ? absl::ResourceExhaustedError(absl::StrCat(
-                             "the result could not be made durable: ",
-                             durable.message()))
-                       : absl::UnavailableError(absl::StrCat(
-                             "the result could not be made durable, "
-                             "retry: ",
-                             durable.message()));
-        }
-        reactor->Finish(rules::ToGrpcStatus(result));
+        reactor->Finish(
+            rules::ToGrpcStatus(AfterDurable(std::move(result), durable)));
       });
 }
 

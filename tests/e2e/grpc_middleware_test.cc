@@ -230,6 +230,7 @@ class GrpcMiddlewareTest : public ServerTest {
                 const std::string& keys_address = "",
                 GrpcServerIdempotency::Executor executor = nullptr) {
     client::ClientOptions client_options;
+    client_options.stream_calls = StreamTransport();
     client_options.address =
         keys_address.empty() ? server().address() : keys_address;
     client_options.call_timeout = absl::Seconds(2);

@@ -33,6 +33,7 @@ class AppServer {
  public:
   AppServer(const std::string& idemkey_address, MiddlewareOptions options) {
     client::ClientOptions client_options;
+    client_options.stream_calls = StreamTransport();
     client_options.address = idemkey_address;
     client_options.max_attempts = 2;
     client_options.call_timeout = absl::Seconds(2);

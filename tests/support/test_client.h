@@ -7,17 +7,25 @@
 //
 // Every call has a 30 s deadline, so a hung server fails the test instead of
 // hanging it.
+//
+// With IDEMKEY_TEST_TRANSPORT=stream in the environment (ctest runs the
+// e2e suite a second time so, as stream.*), the KeyService calls go as ops
+// of one KeyService/Stream (the client library's CallStream) instead of
+// unary calls, and the middleware fixtures' Clients use stream_calls: every
+// semantic test then holds over both transports.
 
 #ifndef IDEMKEY_TESTS_SUPPORT_TEST_CLIENT_H_
 #define IDEMKEY_TESTS_SUPPORT_TEST_CLIENT_H_
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "client/cpp/client/src/call_stream.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "idemkey/rules/health_check.h"
@@ -25,6 +33,12 @@
 #include "idemkey/v1/idemkey.grpc.pb.h"
 
 namespace idemkey::testing {
+
+// Whether this run's KeyService calls go over a Stream (see above).
+inline bool StreamTransport() {
+  const char* t = std::getenv("IDEMKEY_TEST_TRANSPORT");
+  return t != nullptr && std::string(t) == "stream";
+}
 
 template <typename Reply>
 struct Result {
@@ -76,11 +90,17 @@ class TestClient {
   explicit TestClient(std::shared_ptr<grpc::Channel> channel)
       : channel_(channel),
         keys_(idemkey::v1::KeyService::NewStub(channel)),
-        admin_(idemkey::v1::AdminService::NewStub(channel)) {}
+        admin_(idemkey::v1::AdminService::NewStub(channel)) {
+    if (StreamTransport()) {
+      stream_ = std::make_unique<client::CallStream>(keys_.get());
+    }
+  }
 
   Result<idemkey::v1::ReserveResponse> Reserve(
       const idemkey::v1::ReserveRequest& r) {
-    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Reserve, r);
+    return KeyCall(&idemkey::v1::KeyService::Stub::Reserve, r,
+                   &idemkey::v1::BatchOp::mutable_reserve,
+                   &idemkey::v1::BatchResult::mutable_reserve);
   }
   Result<idemkey::v1::CompleteResponse> Complete(
       const std::string& tenant, const std::string& key, uint64_t token,
@@ -90,7 +110,9 @@ class TestClient {
     r.set_key(key);
     r.set_fencing_token(token);
     *r.mutable_response() = response;
-    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Complete, r);
+    return KeyCall(&idemkey::v1::KeyService::Stub::Complete, r,
+                   &idemkey::v1::BatchOp::mutable_complete,
+                   &idemkey::v1::BatchResult::mutable_complete);
   }
   Result<idemkey::v1::ReleaseResponse> Release(const std::string& tenant,
                                                const std::string& key,
@@ -99,7 +121,9 @@ class TestClient {
     r.set_tenant(tenant);
     r.set_key(key);
     r.set_fencing_token(token);
-    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Release, r);
+    return KeyCall(&idemkey::v1::KeyService::Stub::Release, r,
+                   &idemkey::v1::BatchOp::mutable_release,
+                   &idemkey::v1::BatchResult::mutable_release);
   }
   Result<idemkey::v1::HeartbeatResponse> Heartbeat(const std::string& tenant,
                                                    const std::string& key,
@@ -110,14 +134,18 @@ class TestClient {
     r.set_key(key);
     r.set_fencing_token(token);
     if (lease_seconds > 0) r.mutable_lease()->set_seconds(lease_seconds);
-    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Heartbeat, r);
+    return KeyCall(&idemkey::v1::KeyService::Stub::Heartbeat, r,
+                   &idemkey::v1::BatchOp::mutable_heartbeat,
+                   &idemkey::v1::BatchResult::mutable_heartbeat);
   }
   Result<idemkey::v1::LookupResponse> Lookup(const std::string& tenant,
                                              const std::string& key) {
     idemkey::v1::LookupRequest r;
     r.set_tenant(tenant);
     r.set_key(key);
-    return Call(keys_.get(), &idemkey::v1::KeyService::Stub::Lookup, r);
+    return KeyCall(&idemkey::v1::KeyService::Stub::Lookup, r,
+                   &idemkey::v1::BatchOp::mutable_lookup,
+                   &idemkey::v1::BatchResult::mutable_lookup);
   }
   Result<idemkey::v1::ListRecordsResponse> ListRecords(
       const idemkey::v1::ListRecordsRequest& r) {
@@ -200,6 +228,32 @@ class TestClient {
   }
 
  private:
+  // A KeyService call: unary, or as an op of the stream.
+  template <typename Req, typename Reply>
+  Result<Reply> KeyCall(grpc::Status (idemkey::v1::KeyService::Stub::*method)(
+                            grpc::ClientContext*, const Req&, Reply*),
+                        const Req& request,
+                        Req* (idemkey::v1::BatchOp::*op_field)(),
+                        Reply* (idemkey::v1::BatchResult::*result_field)()) {
+    if (stream_ == nullptr) return Call(keys_.get(), method, request);
+    idemkey::v1::BatchOp op;
+    *(op.*op_field)() = request;
+    absl::StatusOr<idemkey::v1::BatchResult> r =
+        stream_->Run(op, absl::Seconds(30), /*token=*/"");
+    Result<Reply> out;
+    if (!r.ok()) {
+      out.status =
+          grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
+                       std::string(r.status().message()));
+    } else if (r->code() != 0) {
+      out.status =
+          grpc::Status(static_cast<grpc::StatusCode>(r->code()), r->message());
+    } else {
+      out.reply = std::move(*((*r).*result_field)());
+    }
+    return out;
+  }
+
   template <typename Stub, typename Req, typename Reply>
   static Result<Reply> Call(Stub* stub,
                             grpc::Status (Stub::*method)(grpc::ClientContext*,
@@ -216,6 +270,7 @@ class TestClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<idemkey::v1::KeyService::Stub> keys_;
   std::unique_ptr<idemkey::v1::AdminService::Stub> admin_;
+  std::unique_ptr<client::CallStream> stream_;  // with StreamTransport()
 };
 
 }  // namespace idemkey::testing

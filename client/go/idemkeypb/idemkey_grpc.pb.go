@@ -37,6 +37,20 @@ type KeyServiceClient interface {
 	// batch is answered once every op's result is durable. INVALID_ARGUMENT
 	// for the whole batch past 1000 ops.
 	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
+	// Stream carries the calls above (as in Batch) over one long-lived stream,
+	// for client libraries that multiplex every call of a process over a few
+	// connections. Each StreamOp is answered by one StreamResult with its id,
+	// exactly the answer its own call would have had, as soon as that result
+	// is durable: out of order, and several in one message when they became
+	// durable together. The stream's metadata is authenticated once, each op
+	// for its tenant. The server ends the stream OK once the client has
+	// half-closed and every op is answered; a stream that ends otherwise (the
+	// connection lost, idemkeyd restarting) leaves unanswered ops in doubt:
+	// each may or may not have been applied, and a client resends it as it
+	// would retry the call (Reserve with its attempt_id, Complete with its
+	// token). A server without Stream answers UNIMPLEMENTED; clients then use
+	// the unary calls.
+	Stream(ctx context.Context, opts ...grpc.CallOption) (KeyService_StreamClient, error)
 }
 
 type keyServiceClient struct {
@@ -110,6 +124,37 @@ func (c *keyServiceClient) Batch(ctx context.Context, in *BatchRequest, opts ...
 	return out, nil
 }
 
+func (c *keyServiceClient) Stream(ctx context.Context, opts ...grpc.CallOption) (KeyService_StreamClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_KeyService_serviceDesc.Streams[0], "/idemkey.v1.KeyService/Stream", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &keyServiceStreamClient{stream}
+	return x, nil
+}
+
+type KeyService_StreamClient interface {
+	Send(*StreamRequest) error
+	Recv() (*StreamResponse, error)
+	grpc.ClientStream
+}
+
+type keyServiceStreamClient struct {
+	grpc.ClientStream
+}
+
+func (x *keyServiceStreamClient) Send(m *StreamRequest) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *keyServiceStreamClient) Recv() (*StreamResponse, error) {
+	m := new(StreamResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility
@@ -134,6 +179,20 @@ type KeyServiceServer interface {
 	// batch is answered once every op's result is durable. INVALID_ARGUMENT
 	// for the whole batch past 1000 ops.
 	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
+	// Stream carries the calls above (as in Batch) over one long-lived stream,
+	// for client libraries that multiplex every call of a process over a few
+	// connections. Each StreamOp is answered by one StreamResult with its id,
+	// exactly the answer its own call would have had, as soon as that result
+	// is durable: out of order, and several in one message when they became
+	// durable together. The stream's metadata is authenticated once, each op
+	// for its tenant. The server ends the stream OK once the client has
+	// half-closed and every op is answered; a stream that ends otherwise (the
+	// connection lost, idemkeyd restarting) leaves unanswered ops in doubt:
+	// each may or may not have been applied, and a client resends it as it
+	// would retry the call (Reserve with its attempt_id, Complete with its
+	// token). A server without Stream answers UNIMPLEMENTED; clients then use
+	// the unary calls.
+	Stream(KeyService_StreamServer) error
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -161,6 +220,9 @@ func (UnimplementedKeyServiceServer) Ping(context.Context, *PingRequest) (*PingR
 }
 func (UnimplementedKeyServiceServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Batch not implemented")
+}
+func (UnimplementedKeyServiceServer) Stream(KeyService_StreamServer) error {
+	return status.Errorf(codes.Unimplemented, "method Stream not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 
@@ -301,6 +363,32 @@ func _KeyService_Batch_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(KeyServiceServer).Stream(&keyServiceStreamServer{stream})
+}
+
+type KeyService_StreamServer interface {
+	Send(*StreamResponse) error
+	Recv() (*StreamRequest, error)
+	grpc.ServerStream
+}
+
+type keyServiceStreamServer struct {
+	grpc.ServerStream
+}
+
+func (x *keyServiceStreamServer) Send(m *StreamResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *keyServiceStreamServer) Recv() (*StreamRequest, error) {
+	m := new(StreamRequest)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 var _KeyService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "idemkey.v1.KeyService",
 	HandlerType: (*KeyServiceServer)(nil),
@@ -334,6 +422,13 @@ var _KeyService_serviceDesc = grpc.ServiceDesc{
 			Handler:    _KeyService_Batch_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Stream",
+			Handler:       _KeyService_Stream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "idemkey/v1/idemkey.proto",
 }

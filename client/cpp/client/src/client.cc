@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "call_batcher.h"
+#include "call_stream.h"
 #include "connection_poller.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "idemkey/rules/health_check.h"
@@ -69,12 +70,14 @@ Client::Client(const ClientOptions& options) : options_(options) {
             .max_ops = static_cast<size_t>(std::max(1, options_.max_batch_ops)),
             .max_in_flight = std::max(1, options_.max_batches_in_flight)});
   }
+  if (options_.stream_calls)
+    stream_ = std::make_unique<CallStream>(keys_.get());
 }
 
 Client::~Client() = default;
 
 template <typename Attempt>
-absl::Status Client::WithRetries(Attempt attempt) {
+absl::Status Client::Retrying(Attempt attempt) {
   thread_local absl::BitGen bitgen;
   absl::Duration backoff = options_.initial_backoff;
   const std::string token =
@@ -87,25 +90,48 @@ absl::Status Client::WithRetries(Attempt attempt) {
         "tokens are printable ASCII");
   }
   for (int i = 1;; ++i) {
-    grpc::ClientContext ctx;
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     absl::ToChronoNanoseconds(options_.call_timeout));
-    grpc::Status s = attempt(&ctx);
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE ||
-        i >= options_.max_attempts) {
-      return FromGrpc(s);
-    }
+    absl::Status s = attempt(token);
+    if (!absl::IsUnavailable(s) || i >= options_.max_attempts) return s;
     const double jitter = absl::Uniform(bitgen, 0.5, 1.0);
     std::this_thread::sleep_for(absl::ToChronoNanoseconds(backoff * jitter));
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
 
+template <typename Attempt>
+absl::Status Client::WithRetries(Attempt attempt) {
+  return Retrying([&](const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoNanoseconds(options_.call_timeout));
+    return FromGrpc(attempt(&ctx));
+  });
+}
+
 template <typename Request, typename Response, typename Unary>
 absl::StatusOr<Response> Client::KeyCall(
     const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
     Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary) {
+  const auto from_result =
+      [&](idemkey::v1::BatchResult& r) -> absl::StatusOr<Response> {
+    if (r.code() != 0) return rules::StatusFromCode(r.code(), r.message());
+    return std::move(*(r.*result_field)());
+  };
+  if (stream_ != nullptr && !stream_->unsupported()) {
+    idemkey::v1::BatchOp op;
+    *(op.*op_field)() = request;
+    idemkey::v1::BatchResult result;
+    absl::Status s = Retrying([&](const std::string& token) {
+      absl::StatusOr<idemkey::v1::BatchResult> r =
+          stream_->Run(op, options_.call_timeout, token);
+      if (r.ok()) result = std::move(*r);
+      return r.status();
+    });
+    if (s.ok()) return from_result(result);
+    // Without Stream on the server, the call goes as below.
+    if (!absl::IsUnimplemented(s) || !stream_->unsupported()) return s;
+  }
   if (batcher_ == nullptr) {
     Response response;
     absl::Status s = WithRetries(
@@ -117,10 +143,7 @@ absl::StatusOr<Response> Client::KeyCall(
   *(op.*op_field)() = request;
   absl::StatusOr<idemkey::v1::BatchResult> r = batcher_->Run(std::move(op));
   if (!r.ok()) return r.status();
-  if (r->code() != 0) {
-    return rules::StatusFromCode(r->code(), r->message());
-  }
-  return std::move(*((*r).*result_field)());
+  return from_result(*r);
 }
 
 absl::StatusOr<idemkey::v1::ReserveResponse> Client::Reserve(

@@ -50,6 +50,11 @@ class KeyServiceStub(object):
                 request_serializer=idemkey_dot_v1_dot_idemkey__pb2.BatchRequest.SerializeToString,
                 response_deserializer=idemkey_dot_v1_dot_idemkey__pb2.BatchResponse.FromString,
                 )
+        self.Stream = channel.stream_stream(
+                '/idemkey.v1.KeyService/Stream',
+                request_serializer=idemkey_dot_v1_dot_idemkey__pb2.StreamRequest.SerializeToString,
+                response_deserializer=idemkey_dot_v1_dot_idemkey__pb2.StreamResponse.FromString,
+                )
 
 
 class KeyServiceServicer(object):
@@ -111,6 +116,25 @@ class KeyServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stream(self, request_iterator, context):
+        """Stream carries the calls above (as in Batch) over one long-lived stream,
+        for client libraries that multiplex every call of a process over a few
+        connections. Each StreamOp is answered by one StreamResult with its id,
+        exactly the answer its own call would have had, as soon as that result
+        is durable: out of order, and several in one message when they became
+        durable together. The stream's metadata is authenticated once, each op
+        for its tenant. The server ends the stream OK once the client has
+        half-closed and every op is answered; a stream that ends otherwise (the
+        connection lost, idemkeyd restarting) leaves unanswered ops in doubt:
+        each may or may not have been applied, and a client resends it as it
+        would retry the call (Reserve with its attempt_id, Complete with its
+        token). A server without Stream answers UNIMPLEMENTED; clients then use
+        the unary calls.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +172,11 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.Batch,
                     request_deserializer=idemkey_dot_v1_dot_idemkey__pb2.BatchRequest.FromString,
                     response_serializer=idemkey_dot_v1_dot_idemkey__pb2.BatchResponse.SerializeToString,
+            ),
+            'Stream': grpc.stream_stream_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=idemkey_dot_v1_dot_idemkey__pb2.StreamRequest.FromString,
+                    response_serializer=idemkey_dot_v1_dot_idemkey__pb2.StreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -276,5 +305,22 @@ class KeyService(object):
         return grpc.experimental.unary_unary(request, target, '/idemkey.v1.KeyService/Batch',
             idemkey_dot_v1_dot_idemkey__pb2.BatchRequest.SerializeToString,
             idemkey_dot_v1_dot_idemkey__pb2.BatchResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/idemkey.v1.KeyService/Stream',
+            idemkey_dot_v1_dot_idemkey__pb2.StreamRequest.SerializeToString,
+            idemkey_dot_v1_dot_idemkey__pb2.StreamResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

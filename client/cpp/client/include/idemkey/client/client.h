@@ -85,9 +85,18 @@ struct ClientOptions {
   bool batch_calls = false;
   int max_batch_ops = 128;
   int max_batches_in_flight = 2;
+  // Multiplex the KeyService calls (all but Ping) of every thread over one
+  // KeyService/Stream: each call is an op on the stream, answered as soon
+  // as it is durable; calls made while a write is out leave together. A
+  // stream that breaks fails its unanswered calls UNAVAILABLE, which are
+  // retried as above (on a new stream). Against an idemkeyd without Stream
+  // the client uses unary calls (or batches, with batch_calls). Not yet
+  // faster than batch_calls (bench/README.md, "Streaming").
+  bool stream_calls = false;
 };
 
 class CallBatcher;       // client/src/call_batcher.h
+class CallStream;        // client/src/call_stream.h
 class ConnectionPoller;  // client/src/connection_poller.h
 
 // What grpc.health.v1 says of the whole server.
@@ -139,16 +148,22 @@ class Client final : public KeyServiceClient {
  private:
   explicit Client(const ClientOptions& options);
 
-  // One KeyService call: through the batcher with batch_calls, else
-  // `unary` (which makes the call into `response`). `field` is the op's
+  // One KeyService call: on the stream with stream_calls (unless the server
+  // has none), through the batcher with batch_calls, else `unary` (which
+  // makes the call into `response`). `field` is the op's
   // request and result field (BatchOp::mutable_reserve, ...).
   template <typename Request, typename Response, typename Unary>
   absl::StatusOr<Response> KeyCall(
       const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
       Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary);
 
-  // Runs `attempt` (one gRPC call given a fresh context) with the deadline
-  // and UNAVAILABLE retries of the options.
+  // Runs `attempt(token)` (one try of a call, with the bearer token to
+  // send, returning absl::Status) until it is not UNAVAILABLE or
+  // max_attempts are spent, with the options' backoff.
+  template <typename Attempt>
+  absl::Status Retrying(Attempt attempt);
+  // Retrying, for `attempt` that makes one gRPC call given a fresh context
+  // with the deadline and token.
   template <typename Attempt>
   absl::Status WithRetries(Attempt attempt);
 
@@ -157,6 +172,7 @@ class Client final : public KeyServiceClient {
   std::unique_ptr<idemkey::v1::KeyService::Stub> keys_;
   std::unique_ptr<idemkey::v1::AdminService::Stub> admin_;
   std::unique_ptr<CallBatcher> batcher_;  // with batch_calls
+  std::unique_ptr<CallStream> stream_;    // with stream_calls
   std::unique_ptr<ConnectionPoller> poller_;
 };
 

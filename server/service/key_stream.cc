@@ -1,0 +1,215 @@
+#include "server/service/key_stream.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/api/convert.h"
+#include "server/api/key_calls.h"
+#include "server/service/store_call.h"
+
+namespace idemkey::service {
+namespace {
+
+using idemkey::v1::BatchOp;
+using idemkey::v1::BatchResult;
+using idemkey::v1::StreamOp;
+using idemkey::v1::StreamResult;
+
+// The unary method an op stands for, as CallMetrics counts it.
+absl::string_view MethodOf(const BatchOp& op) {
+  switch (op.call_case()) {
+    case BatchOp::kReserve:
+      return "/idemkey.v1.KeyService/Reserve";
+    case BatchOp::kComplete:
+      return "/idemkey.v1.KeyService/Complete";
+    case BatchOp::kRelease:
+      return "/idemkey.v1.KeyService/Release";
+    case BatchOp::kHeartbeat:
+      return "/idemkey.v1.KeyService/Heartbeat";
+    case BatchOp::kLookup:
+      return "/idemkey.v1.KeyService/Lookup";
+    case BatchOp::CALL_NOT_SET:
+      break;
+  }
+  return "";
+}
+
+void SetError(const absl::Status& s, BatchResult* result) {
+  result->clear_response();
+  result->set_code(static_cast<int32_t>(s.code()));
+  result->set_message(std::string(s.message()));
+}
+
+}  // namespace
+
+KeyStream::KeyStream(store::KeyStore* store, util::ThreadPool* pool,
+                     Authorize authorize, MayCreate may_create,
+                     metrics::CallMetrics* metrics)
+    : store_(store),
+      pool_(pool),
+      authorize_(std::move(authorize)),
+      may_create_(std::move(may_create)),
+      metrics_(metrics) {
+  StartRead(&read_);
+}
+
+void KeyStream::OnReadDone(bool ok) {
+  if (!ok || read_.ops_size() > api::kMaxBatchOps) {
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      if (ok) {
+        // Answers what it read before, then ends: the client's error.
+        end_status_ = grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("a stream message carries at most ", api::kMaxBatchOps,
+                         " ops, not ", read_.ops_size(), "; split it"));
+      }
+      step = NextStepLocked();
+    }
+    Take(step);
+    return;
+  }
+  const absl::Time read_at = absl::Now();
+  for (StreamOp& op : *read_.mutable_ops()) Start(std::move(op), read_at);
+  read_.Clear();
+  StartRead(&read_);
+}
+
+void KeyStream::Start(StreamOp op, absl::Time read_at) {
+  if (!Admit(op.id())) return;
+  const absl::Time deadline =
+      op.has_timeout()
+          ? read_at + absl::Milliseconds(api::DurationMillis(op.timeout()))
+          : absl::InfiniteFuture();
+  auto result = std::make_shared<StreamResult>();
+  result->set_id(op.id());
+  auto request = std::make_shared<StreamOp>(std::move(op));
+  RunStoreWork(
+      pool_,
+      [this, request, result, deadline](const store::CallOptions& options) {
+        if (absl::Now() > deadline) {
+          return absl::DeadlineExceededError(
+              "the op's timeout passed before idemkeyd could start it; it "
+              "was not applied");
+        }
+        result->mutable_result()->Clear();
+        return api::RunOp(*store_, request->op(), authorize_, may_create_,
+                          result->mutable_result(), options);
+      },
+      [this, request, result, read_at](absl::Status s) {
+        store_->WhenDurable([this, s = std::move(s), request, result,
+                             read_at](absl::Status durable) mutable {
+          s = AfterDurable(std::move(s), durable);
+          if (!s.ok()) SetError(s, result->mutable_result());
+          Deliver(std::move(*result), request->op(), read_at);
+        });
+      },
+      [this, request, result, read_at] {
+        SetError(absl::UnavailableError("idemkeyd is shutting down; retry"),
+                 result->mutable_result());
+        Deliver(std::move(*result), request->op(), read_at);
+      });
+}
+
+bool KeyStream::Admit(uint64_t id) {
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    if (open_ids_.insert(id).second) {
+      ++ops_in_flight_;
+      return true;
+    }
+    StreamResult* refused = outbox_.add_results();
+    refused->set_id(id);
+    SetError(absl::InvalidArgumentError(absl::StrCat(
+                 "op id ", id,
+                 " is already in flight on this stream; ids of ops awaiting "
+                 "an answer must differ")),
+             refused->mutable_result());
+    step = NextStepLocked();
+  }
+  Take(step);
+  return false;
+}
+
+void KeyStream::Deliver(StreamResult result, const BatchOp& op,
+                        absl::Time read_at) {
+  if (metrics_ != nullptr) {
+    const int method = metrics_->MethodIndex(MethodOf(op));
+    metrics_->RecordCall(method,
+                         static_cast<grpc::StatusCode>(result.result().code()),
+                         absl::ToInt64Nanoseconds(absl::Now() - read_at));
+    if (result.result().code() == 0 && result.result().has_reserve()) {
+      metrics_->RecordReserveOutcome(result.result().reserve().outcome());
+    }
+  }
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    open_ids_.erase(result.id());
+    --ops_in_flight_;
+    if (!broken_) *outbox_.add_results() = std::move(result);
+    step = NextStepLocked();
+  }
+  Take(step);
+}
+
+void KeyStream::OnWriteDone(bool ok) {
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    writing_.Clear();
+    if (!ok) {
+      broken_ = true;
+      outbox_.Clear();
+    }
+    step = NextStepLocked();
+  }
+  Take(step);
+}
+
+void KeyStream::OnDone() {
+  // Finish comes only when no op is in flight and no more are read, so
+  // nothing else refers to this any longer.
+  delete this;
+}
+
+KeyStream::Step KeyStream::NextStepLocked() {
+  if (finished_ || write_in_flight_) return Step();
+  if (!broken_ && outbox_.results_size() > 0) {
+    write_in_flight_ = true;
+    writing_.Swap(&outbox_);
+    return Step{.action = Step::kWrite, .status = grpc::Status()};
+  }
+  if (reads_done_ && ops_in_flight_ == 0) {
+    finished_ = true;
+    return Step{
+        .action = Step::kFinish,
+        .status = broken_ ? grpc::Status(grpc::StatusCode::CANCELLED,
+                                         "the client stopped reading answers")
+                          : end_status_};
+  }
+  return Step();
+}
+
+void KeyStream::Take(const Step& step) {
+  switch (step.action) {
+    case Step::kWrite:
+      // writing_ is left alone until OnWriteDone, which may come on another
+      // thread before StartWrite returns.
+      StartWrite(&writing_);
+      break;
+    case Step::kFinish:
+      Finish(step.status);  // OnDone follows, and deletes this
+      break;
+    case Step::kNothing:
+      break;
+  }
+}
+
+}  // namespace idemkey::service
