@@ -1,17 +1,19 @@
-"""Shared fixtures: repo paths, a real idemkeyd (skipped when absent), and
-a poll helper (deadlines, never sleeps as assertions)."""
+"""Shared fixtures: repo paths, a real idemkeyd (skipped when absent), the
+example apps started against it, and a poll helper (deadlines, never
+sleeps as assertions)."""
 
 import os
 import signal
 import subprocess
 import tempfile
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, List
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_DIR = os.path.dirname(HERE)
+EXAMPLES_DIR = os.path.join(PYTHON_DIR, "examples")
 REPO_ROOT = os.path.abspath(os.path.join(PYTHON_DIR, "..", ".."))
 IDEMKEYD = os.environ.get(
     "IDEMKEYD", os.path.join(REPO_ROOT, "build", "server", "daemon", "idemkeyd"))
@@ -66,3 +68,26 @@ def idemkeyd() -> Iterator[str]:
                 proc.kill()
                 proc.wait()
             log.close()
+
+
+@pytest.fixture
+def start_example(idemkeyd: str) -> Iterator[Callable[..., int]]:
+    """start(script, *flags) runs examples/<script> against idemkeyd (a
+    later --idemkey flag overrides it) and returns its port; each app is
+    stopped with SIGTERM at the end and must exit 0."""
+    procs: List[subprocess.Popen] = []
+
+    def start(script: str, *flags: str) -> int:
+        port_file = os.path.join(tempfile.mkdtemp(), "port")
+        proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(EXAMPLES_DIR, script),
+             "--listen_port=0", "--port_file=" + port_file,
+             "--idemkey=" + idemkeyd, *flags],
+            stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        return read_port(port_file, proc)
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0

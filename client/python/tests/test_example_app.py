@@ -1,40 +1,19 @@
-"""The example app against the real idemkeyd, as tests/conformance drives
-it: replay, 409 while in flight, 32 concurrent duplicates, throw-releases."""
+"""payments-http against the real idemkeyd, as tests/conformance drives it:
+replay, 409 while in flight, 32 concurrent duplicates, throw-releases."""
 
 import concurrent.futures
 import json
-import os
-import signal
-import subprocess
-import tempfile
 import urllib.request
 import uuid
 
 import pytest
 
-from conftest import PYTHON_DIR, read_port
-
-APP = os.path.join(PYTHON_DIR, "examples", "payments_http.py")
+APP = "payments_http.py"
 
 
 @pytest.fixture
-def start_app(idemkeyd):
-    procs = []
-
-    def start(*flags):
-        tmp = tempfile.mkdtemp()
-        port_file = os.path.join(tmp, "port")
-        proc = subprocess.Popen(
-            ["/usr/bin/python3", APP, "--listen_port=0",
-             "--port_file=" + port_file, "--idemkey=" + idemkeyd, *flags],
-            stderr=subprocess.DEVNULL)
-        procs.append(proc)
-        return "http://127.0.0.1:%d" % read_port(port_file, proc)
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
+def start_app(start_example):
+    return lambda *flags: "http://127.0.0.1:%d" % start_example(APP, *flags)
 
 
 def post(base, key, body=b'{"amount":1}', **headers):
@@ -84,18 +63,9 @@ def test_in_flight_and_concurrent(start_app) -> None:
     assert all(int(h["Retry-After"]) >= 1 for h in busy)
 
 
-def test_fail_closed(start_app, tmp_path) -> None:
-    del start_app
-    port_file = str(tmp_path / "port")
-    proc = subprocess.Popen(
-        ["/usr/bin/python3", APP, "--listen_port=0", "--port_file=" + port_file,
-         "--idemkey=127.0.0.1:1"], stderr=subprocess.DEVNULL)
-    try:
-        base = "http://127.0.0.1:%d" % read_port(port_file, proc)
-        status, headers, body = post(base, str(uuid.uuid4()))
-        assert status == 503
-        assert json.loads(body)["type"] == "urn:idemkey:unavailable"
-        assert charges(base) == 0
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(15)
+def test_fail_closed(start_app) -> None:
+    base = start_app("--idemkey=127.0.0.1:1")
+    status, headers, body = post(base, str(uuid.uuid4()))
+    assert status == 503
+    assert json.loads(body)["type"] == "urn:idemkey:unavailable"
+    assert charges(base) == 0

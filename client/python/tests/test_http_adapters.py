@@ -57,17 +57,22 @@ def server_500(inner):
     return app
 
 
+async def asgi_charge(req: Request, counter: Counter) -> StarletteResponse:
+    """The charge route of the ASGI apps (FastAPI's Request is Starlette's)."""
+    if req.headers.get("X-Fail") == "throw":
+        raise RuntimeError("boom")
+    counter.n += 1
+    body = await req.body()
+    status = int(req.headers.get("X-Status", "201"))
+    return StarletteResponse(
+        b'{"id":%d,"request":%s}' % (counter.n, body), status_code=status,
+        headers={"Location": "/c/%d" % counter.n},
+        media_type="application/json")
+
+
 def starlette_client(core, counter):
     async def charge(req: Request):
-        if req.headers.get("X-Fail") == "throw":
-            raise RuntimeError("boom")
-        counter.n += 1
-        body = await req.body()
-        status = int(req.headers.get("X-Status", "201"))
-        return StarletteResponse(
-            b'{"id":%d,"request":%s}' % (counter.n, body), status_code=status,
-            headers={"Location": "/c/%d" % counter.n},
-            media_type="application/json")
+        return await asgi_charge(req, counter)
 
     async def login(req: Request):
         return StarletteResponse("ok")
@@ -84,15 +89,7 @@ def fastapi_client(core, counter):
 
     @app.post("/v1/charges")
     async def charge(req: Request):
-        if req.headers.get("X-Fail") == "throw":
-            raise RuntimeError("boom")
-        counter.n += 1
-        body = await req.body()
-        status = int(req.headers.get("X-Status", "201"))
-        return StarletteResponse(
-            b'{"id":%d,"request":%s}' % (counter.n, body), status_code=status,
-            headers={"Location": "/c/%d" % counter.n},
-            media_type="application/json")
+        return await asgi_charge(req, counter)
 
     @app.post("/v1/auth/login")
     async def login():

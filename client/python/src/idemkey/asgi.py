@@ -19,9 +19,9 @@ import urllib.parse
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping
 
 from idemkey.core import Action, IdempotencyCore, IncomingRequest
-from idemkey.http_common import FRAMING_HEADERS, problem, replay_headers
+from idemkey.http_common import (KEY_HEADER, problem, replay_headers,
+                                 stored_response)
 from idemkey.options import RequestInfo
-from idemkey.v1 import idemkey_pb2 as pb
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -65,7 +65,7 @@ class IdempotencyMiddleware:
                                value.decode("latin-1"))
         tenant = self.core.options.tenant(
             RequestInfo(method, route, headers, scope))
-        key = headers.get("idempotency-key")
+        key = headers.get(KEY_HEADER)
         decision = self.core.screen(method, route, tenant, key)
         if decision is not None and decision.action == Action.BYPASS:
             await self.app(scope, receive, send)
@@ -112,12 +112,10 @@ class IdempotencyMiddleware:
             raise RuntimeError("the ASGI app returned without a response")
         body = b"".join(m.get("body", b"") for m in messages
                         if m["type"] == "http.response.body")
-        stored = pb.StoredResponse(status_code=int(start["status"]),
-                                   body=body)
-        for name, value in start.get("headers", []):
-            text = bytes(name).decode("latin-1")
-            if text.lower() not in FRAMING_HEADERS:
-                stored.headers.add(name=text, value=bytes(value))
+        stored = stored_response(
+            int(start["status"]),
+            [(bytes(name).decode("latin-1"), bytes(value))
+             for name, value in start.get("headers", [])], body)
         # Stored before the answer leaves, so a retry after it replays.
         await self._blocking(execution.finish, stored)
         for message in messages:

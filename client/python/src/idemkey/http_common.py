@@ -1,8 +1,8 @@
-"""What the HTTP adapters share: problem+json bodies, replayed headers and
-the headers left out of stored responses."""
+"""What the HTTP adapters share: problem+json bodies, the response they
+store (without the framing headers) and the headers of its replay."""
 
 import json
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 from idemkey.core import Rejection
 from idemkey.v1 import idemkey_pb2 as pb
@@ -28,6 +28,16 @@ def problem(rejection: Rejection) -> Tuple[int, List[Tuple[str, str]], bytes]:
         headers.append(("Retry-After", str(rejection.retry_after_seconds)))
     headers.append(("Content-Length", str(len(body))))
     return status, headers, body
+
+
+def stored_response(status: int, headers: Iterable[Tuple[str, bytes]],
+                    body: bytes) -> pb.StoredResponse:
+    """The response to store: status, body and the headers but framing."""
+    stored = pb.StoredResponse(status_code=status, body=body)
+    for name, value in headers:
+        if name.lower() not in FRAMING_HEADERS:
+            stored.headers.add(name=name, value=value)
+    return stored
 
 
 def replay_headers(stored: pb.StoredResponse) -> List[Tuple[str, bytes]]:

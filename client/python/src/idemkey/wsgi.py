@@ -17,9 +17,9 @@ import urllib.parse
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from idemkey.core import Action, IdempotencyCore, IncomingRequest
-from idemkey.http_common import FRAMING_HEADERS, problem, replay_headers
+from idemkey.http_common import (KEY_HEADER, problem, replay_headers,
+                                 stored_response)
 from idemkey.options import RequestInfo
-from idemkey.v1 import idemkey_pb2 as pb
 
 StartResponse = Callable[..., Any]
 
@@ -87,7 +87,7 @@ class IdempotencyMiddleware:
         headers = _headers(environ)
         tenant = self.core.options.tenant(
             RequestInfo(method, route, headers, environ))
-        key = headers.get("idempotency-key")
+        key = headers.get(KEY_HEADER)
         decision = self.core.screen(method, route, tenant, key)
         if decision is None:
             body = _read_body(environ)
@@ -111,11 +111,9 @@ class IdempotencyMiddleware:
         except BaseException:
             execution.release()
             raise
-        code = int(status.split(" ", 1)[0])
-        stored = pb.StoredResponse(status_code=code, body=body)
-        for name, value in hdrs:
-            if name.lower() not in FRAMING_HEADERS:
-                stored.headers.add(name=name, value=value.encode("latin-1"))
+        stored = stored_response(
+            int(status.split(" ", 1)[0]),
+            [(name, value.encode("latin-1")) for name, value in hdrs], body)
         # Stored before the answer leaves, so a retry after it replays.
         execution.finish(stored)
         start_response(status, hdrs)
