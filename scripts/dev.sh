@@ -31,6 +31,9 @@ PACKAGES=(
   # client/go, built offline from Debian's Go sources (client/go/README.md)
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev protoc-gen-go-grpc
+  # client/python, run by Debian's /usr/bin/python3 (client/python/README.md)
+  python3-grpcio python3-protobuf python3-pytest python3-starlette
+  python3-fastapi python3-httpx python3-flask python3-django
 )
 
 install_packages() {
@@ -84,11 +87,17 @@ case "${1:-}" in
     # (tests/conformance/README.md).
     bash client/go/test.sh
     bash client/node/test.sh
+    bash client/python/test.sh
     /usr/bin/python3 tests/conformance/conformance.py \
       --idemkeyd build/server/daemon/idemkeyd \
       --app cpp=build/client/cpp/examples/payments-http \
       --app go=client/go/bin/payments-http \
-      --app node='node client/node/examples/payments-http.js'
+      --app node='node client/node/examples/payments-http.js' \
+      --app python='/usr/bin/python3 client/python/examples/payments_http.py' \
+      --grpc-app cpp=build/client/cpp/examples/payments-grpc \
+      --grpc-app go=client/go/bin/payments-grpc \
+      --grpc-app node='node client/node/examples/payments-grpc.js' \
+      --grpc-app python='/usr/bin/python3 client/python/examples/payments_grpc.py'
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
     (cd build-asan && ctest -j"$(nproc)" --output-on-failure)
