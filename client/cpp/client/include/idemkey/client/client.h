@@ -99,7 +99,6 @@ class CallBatcher;       // client/src/call_batcher.h
 class CallStream;        // client/src/call_stream.h
 class ConnectionPoller;  // client/src/connection_poller.h
 
-// What grpc.health.v1 says of the whole server.
 // grpc.health.v1's serving status.
 using ServingStatus = rules::ServingStatus;
 
@@ -176,10 +175,6 @@ class Client final : public KeyServiceClient {
   std::unique_ptr<ConnectionPoller> poller_;
 };
 
-// TLS credentials for ClientOptions::credentials from PEM files: `ca_file`
-// verifies idemkeyd's certificate (empty: the system's roots);
-// `cert_file` and `key_file` (both or neither) are this client's certificate
-// for mutual TLS. Errors name the file that cannot be read.
 // A token_provider that reads the token from `path` (surrounding white
 // space dropped), again whenever the file's modification time changes: an
 // operator rotates an app's token by rewriting the file (write a new file
@@ -187,6 +182,10 @@ class Client final : public KeyServiceClient {
 // cannot be read gives the last token read (empty before the first).
 std::function<std::string()> TokenFromFile(std::string path);
 
+// TLS credentials for ClientOptions::credentials from PEM files: `ca_file`
+// verifies idemkeyd's certificate (empty: the system's roots);
+// `cert_file` and `key_file` (both or neither) are this client's certificate
+// for mutual TLS. Errors name the file that cannot be read.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
 TlsCredentialsFromFiles(const std::string& ca_file,
                         const std::string& cert_file,
