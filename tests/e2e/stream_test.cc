@@ -156,7 +156,9 @@ TEST_F(StreamTest, KillMidStreamLosesNoAcknowledgedOpAndResendKeepsTheToken) {
   auto stub = idemkey::v1::KeyService::NewStub(server().NewChannel());
   grpc::ClientContext ctx;
   auto stream = stub->Stream(&ctx);
-  constexpr int kOps = 2000;
+  // The writer goes on until the kill (at most kMaxOps).
+  constexpr uint64_t kMaxOps = 50000;
+  std::atomic<bool> killed{false};
   std::mutex mu;
   std::map<uint64_t, uint64_t> tokens;  // acknowledged: id -> token
   int duplicates = 0;
@@ -186,9 +188,24 @@ TEST_F(StreamTest, KillMidStreamLosesNoAcknowledgedOpAndResendKeepsTheToken) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     server().Kill9();
+    killed = true;
   });
-  for (uint64_t id = 1; id <= kOps; id += 10) {
-    if (!stream->Write(ReserveOps(id, 10, "kill-"))) break;
+  // At most kWindow ops in flight, so the ops written stay few whatever
+  // the scheduling, and some are in flight at the kill.
+  constexpr uint64_t kWindow = 500;
+  uint64_t written = 0;
+  while (!killed && written < kMaxOps) {
+    bool wait;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      wait = written - tokens.size() - failed >= kWindow;
+    }
+    if (wait) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    if (!stream->Write(ReserveOps(written + 1, 10, "kill-"))) break;
+    written += 10;
   }
   killer.join();
   ctx.TryCancel();
@@ -197,11 +214,11 @@ TEST_F(StreamTest, KillMidStreamLosesNoAcknowledgedOpAndResendKeepsTheToken) {
   EXPECT_EQ(duplicates, 0);
   EXPECT_EQ(failed, 0);
   ASSERT_GE(tokens.size(), 300u);
-  ASSERT_LT(tokens.size(), static_cast<size_t>(kOps))
+  ASSERT_LT(tokens.size(), written)
       << "every op was answered before the kill; the test proves nothing";
 
   StartAgain();
-  for (uint64_t id = 1; id <= kOps; ++id) {
+  for (uint64_t id = 1; id <= written; ++id) {
     auto r = client().Reserve(ReserveReq("acme", absl::StrCat("kill-", id),
                                          "body", absl::StrCat("a", id)));
     ASSERT_TRUE(r.status.ok()) << id << " " << r.status.error_message();
