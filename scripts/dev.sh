@@ -68,6 +68,14 @@ build() {
   ninja -C "$dir" -j"$(nproc)"
 }
 
+# timed LABEL COMMAND...: runs COMMAND, then says how long it took.
+timed() {
+  local label=$1 start=$SECONDS
+  shift
+  "$@"
+  echo "dev.sh: $label took $((SECONDS - start)) s"
+}
+
 case "${1:-}" in
   run)
     shift
@@ -78,17 +86,17 @@ case "${1:-}" in
     ;;
   test)
     install_packages
-    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_BUILD_TESTS=ON \
-      -DIDEMKEY_BUILD_BENCH=ON
-    (cd build && ctest -j"$(nproc)" --output-on-failure)
+    timed "C++ build" build build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=ON
+    (cd build && timed "C++ tests" ctest -j"$(nproc)" --output-on-failure)
     # The other languages' packages (their integration tests use the
     # idemkeyd just built), then the middleware conformance suite, from
     # outside, against every language's example app
     # (tests/conformance/README.md).
-    bash client/go/test.sh
-    bash client/node/test.sh
-    bash client/python/test.sh
-    /usr/bin/python3 tests/conformance/conformance.py \
+    timed "Go package" bash client/go/test.sh
+    timed "Node package" bash client/node/test.sh
+    timed "Python package" bash client/python/test.sh
+    timed "conformance suite" /usr/bin/python3 tests/conformance/conformance.py \
       --idemkeyd build/server/daemon/idemkeyd \
       --app cpp=build/client/cpp/examples/payments-http \
       --app go=client/go/bin/payments-http \
