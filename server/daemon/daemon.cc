@@ -241,6 +241,8 @@ int RunDaemon(const DaemonOptions& options) {
       absl::StrCat("signal ", sig, ": draining in-flight calls"));
 
   server->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on
+  // Streams never end by themselves; each ends once its ops are answered.
+  key_service.DrainStreams();
   server->Shutdown(std::chrono::system_clock::now() +
                    absl::ToChronoNanoseconds(options.drain_timeout));
   pool.Shutdown();  // runs the store calls already queued

@@ -1,6 +1,7 @@
 #include "server/service/key_service.h"
 
 #include <atomic>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "server/api/key_calls.h"
@@ -123,7 +124,7 @@ grpc::ServerBidiReactor<idemkey::v1::StreamRequest,
 KeyServiceImpl::Stream(grpc::CallbackServerContext* ctx) {
   // The metadata is the stream's: read once per op, as by a unary call, so
   // a token revoked while the stream is open stops its next op.
-  return new KeyStream(
+  auto* stream = new KeyStream(
       store_, pool_,
       [this, ctx](absl::string_view tenant) {
         return auth_->ForTenant(ctx->client_metadata(), tenant);
@@ -131,7 +132,41 @@ KeyServiceImpl::Stream(grpc::CallbackServerContext* ctx) {
       [this, ctx](absl::string_view tenant) {
         return MayCreateTenant(ctx, tenant);
       },
-      metrics_);
+      metrics_,
+      [this](KeyStream* ended) {
+        absl::MutexLock lock(&streams_mu_);
+        streams_.erase(ended);
+      });
+  bool drain;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    streams_.insert(stream);
+    drain = draining_;
+    if (drain) stream->Hold();
+  }
+  stream->StartReading();
+  if (drain) {
+    stream->Drain();
+    stream->Release();
+  }
+  return stream;
+}
+
+void KeyServiceImpl::DrainStreams() {
+  std::vector<KeyStream*> open;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    draining_ = true;
+    for (KeyStream* s : streams_) {
+      s->Hold();  // alive past its OnDone until released below
+      open.push_back(s);
+    }
+  }
+  // Without streams_mu_: Drain may run OnDone inline, which takes it.
+  for (KeyStream* s : open) {
+    s->Drain();
+    s->Release();
+  }
 }
 
 }  // namespace idemkey::service

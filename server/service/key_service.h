@@ -14,9 +14,13 @@
 #ifndef IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
 #define IDEMKEY_SERVER_SERVICE_KEY_SERVICE_H_
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "idemkey/v1/idemkey.grpc.pb.h"
 #include "server/auth/authorizer.h"
 #include "server/metrics/call_metrics.h"
+#include "server/service/key_stream.h"
 #include "server/store/key_store.h"
 #include "server/util/thread_pool.h"
 
@@ -69,6 +73,12 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
                           idemkey::v1::StreamResponse>*
   Stream(grpc::CallbackServerContext* ctx) override;
 
+  // idemkeyd is stopping: each open Stream, and each opened from now on,
+  // ends UNAVAILABLE once the ops it read are answered. Call before
+  // grpc::Server::Shutdown, which would otherwise wait for them until its
+  // deadline.
+  void DrainStreams();
+
  private:
   bool MayCreateTenant(grpc::CallbackServerContext* ctx,
                        absl::string_view tenant) const;
@@ -78,6 +88,11 @@ class KeyServiceImpl final : public idemkey::v1::KeyService::CallbackService {
   const auth::Authorizer* const auth_;
   const TenantCreators creators_;
   metrics::CallMetrics* const metrics_;
+
+  absl::Mutex streams_mu_;
+  // Every stream between Stream() and its OnDone.
+  absl::flat_hash_set<KeyStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
 };
 
 }  // namespace idemkey::service

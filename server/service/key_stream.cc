@@ -46,14 +46,15 @@ void SetError(const absl::Status& s, BatchResult* result) {
 
 KeyStream::KeyStream(store::KeyStore* store, util::ThreadPool* pool,
                      Authorize authorize, MayCreate may_create,
-                     metrics::CallMetrics* metrics)
+                     metrics::CallMetrics* metrics, OnEnd on_end)
     : store_(store),
       pool_(pool),
       authorize_(std::move(authorize)),
       may_create_(std::move(may_create)),
-      metrics_(metrics) {
-  StartRead(&read_);
-}
+      metrics_(metrics),
+      on_end_(std::move(on_end)) {}
+
+void KeyStream::StartReading() { StartRead(&read_); }
 
 void KeyStream::OnReadDone(bool ok) {
   if (!ok || read_.ops_size() > api::kMaxBatchOps) {
@@ -73,10 +74,23 @@ void KeyStream::OnReadDone(bool ok) {
     Take(step);
     return;
   }
+  {
+    absl::MutexLock lock(&mu_);
+    admitting_ = true;  // no Finish while this read's ops are admitted
+  }
   const absl::Time read_at = absl::Now();
   for (StreamOp& op : *read_.mutable_ops()) Start(std::move(op), read_at);
   read_.Clear();
-  StartRead(&read_);
+  Step step;
+  bool read_again;
+  {
+    absl::MutexLock lock(&mu_);
+    admitting_ = false;
+    read_again = !draining_;
+    step = NextStepLocked();
+  }
+  if (read_again) StartRead(&read_);
+  Take(step);
 }
 
 void KeyStream::Start(StreamOp op, absl::Time read_at) {
@@ -175,8 +189,39 @@ void KeyStream::OnWriteDone(bool ok) {
 
 void KeyStream::OnDone() {
   // Finish comes only when no op is in flight and no more are read, so
-  // nothing else refers to this any longer.
-  delete this;
+  // only holders may still refer to this.
+  on_end_(this);
+  bool unheld;
+  {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+    unheld = holds_ == 0;
+  }
+  if (unheld) delete this;
+}
+
+void KeyStream::Hold() {
+  absl::MutexLock lock(&mu_);
+  ++holds_;
+}
+
+void KeyStream::Release() {
+  bool last;
+  {
+    absl::MutexLock lock(&mu_);
+    last = --holds_ == 0 && done_;
+  }
+  if (last) delete this;
+}
+
+void KeyStream::Drain() {
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    step = NextStepLocked();
+  }
+  Take(step);
 }
 
 KeyStream::Step KeyStream::NextStepLocked() {
@@ -186,13 +231,18 @@ KeyStream::Step KeyStream::NextStepLocked() {
     writing_.Swap(&outbox_);
     return Step{.action = Step::kWrite, .status = grpc::Status()};
   }
-  if (reads_done_ && ops_in_flight_ == 0) {
+  if ((reads_done_ || draining_) && ops_in_flight_ == 0 && !admitting_) {
     finished_ = true;
-    return Step{
-        .action = Step::kFinish,
-        .status = broken_ ? grpc::Status(grpc::StatusCode::CANCELLED,
-                                         "the client stopped reading answers")
-                          : end_status_};
+    grpc::Status status = end_status_;
+    if (broken_) {
+      status = grpc::Status(grpc::StatusCode::CANCELLED,
+                            "the client stopped reading answers");
+    } else if (!reads_done_) {
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "idemkeyd is stopping; every op it read was "
+                            "answered: reconnect and resend the others");
+    }
+    return Step{.action = Step::kFinish, .status = status};
   }
   return Step();
 }

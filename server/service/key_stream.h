@@ -15,12 +15,15 @@
 // back by the disk.
 //
 // The stream ends OK once the client half-closed and every op read is
-// answered. A write that fails (the client went away) drops every later
-// result; ops already applied stay applied, as with a unary call whose
-// answer was lost.
+// answered. Drain (idemkeyd stopping) ends it UNAVAILABLE as soon as the ops
+// read so far are answered, so that a stream does not hold a stopping
+// idemkeyd until its --drain_timeout; the client resends elsewhere. A write
+// that fails (the client went away) drops every later result; ops already
+// applied stay applied, as with a unary call whose answer was lost.
 //
-// Lifetime: the reactor deletes itself in OnDone, which follows Finish;
-// Finish comes only once no op is in flight and no more are read.
+// Lifetime: the reactor deletes itself after OnDone, which follows Finish
+// (Finish comes only once no op is in flight and no more are read), and
+// once every Hold is released.
 // Thread-safe: gRPC's callbacks and the ops' completions come from any
 // thread; all state is under mu_.
 
@@ -54,10 +57,23 @@ class KeyStream final
   // May the caller's Reserve create this unknown tenant?
   using MayCreate = std::function<bool(absl::string_view tenant)>;
 
+  // Told, at OnDone, that gRPC is done with the stream.
+  using OnEnd = std::function<void(KeyStream*)>;
+
   // None of the pointers is owned; store, pool and metrics (may be null)
-  // must outlive the stream. Starts reading at once.
+  // must outlive the stream.
   KeyStream(store::KeyStore* store, util::ThreadPool* pool, Authorize authorize,
-            MayCreate may_create, metrics::CallMetrics* metrics);
+            MayCreate may_create, metrics::CallMetrics* metrics, OnEnd on_end);
+
+  // Reads the first ops; called once, before Stream() returns the reactor
+  // to gRPC (after the stream is registered where `on_end` finds it).
+  void StartReading();
+  // Keeps this alive until Release, past OnDone: for a caller that found it
+  // in a registry that `on_end` removes it from, under the registry's lock.
+  void Hold();
+  void Release();
+  // Ends the stream UNAVAILABLE once the ops read so far are answered.
+  void Drain();
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -92,6 +108,7 @@ class KeyStream final
   const Authorize authorize_;
   const MayCreate may_create_;
   metrics::CallMetrics* const metrics_;
+  const OnEnd on_end_;
 
   idemkey::v1::StreamRequest read_;  // filled by gRPC during a read
   absl::Mutex mu_;
@@ -107,6 +124,11 @@ class KeyStream final
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // a write failed
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  // OnReadDone is starting the ops it read: the stream may not finish yet.
+  bool admitting_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone ran
+  int holds_ ABSL_GUARDED_BY(mu_) = 0;
   // The stream's status once everything is answered: OK, or the client's
   // error that stopped the reading.
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);

@@ -22,6 +22,7 @@
 // used at once. Against a server without Stream (UNIMPLEMENTED),
 // unsupported() turns true for good and the client uses unary calls.
 //
+// Each stream has a reader thread of its own (call_stream.cc says why).
 // Thread-safe: that is its purpose. Destruction cancels the open stream and
 // waits for gRPC to be done with it; no Run may be in progress then.
 
@@ -31,7 +32,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -67,7 +70,7 @@ class CallStream {
   size_t streams_opened() const;
 
  private:
-  class Reactor;  // one Stream RPC; call_stream.cc
+  class Connection;  // one Stream RPC; call_stream.cc
 
   // A call waiting for its answer; lives on its caller's stack, guarded by
   // mu_ while its reactor knows it.
@@ -80,9 +83,9 @@ class CallStream {
   idemkey::v1::KeyService::StubInterface* const stub_;
   std::atomic<bool> unsupported_{false};
   mutable sync::Mutex mu_;
-  Reactor* open_ ABSL_GUARDED_BY(mu_) = nullptr;
-  int live_streams_ ABSL_GUARDED_BY(mu_) = 0;
-  sync::CondVar all_ended_;  // live_streams_ reached 0
+  // Every stream not yet joined; open_ is the one new ops go to, if any.
+  std::vector<std::unique_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
+  Connection* open_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   size_t streams_opened_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -91,10 +91,9 @@ struct ClientOptions {
   // stream that breaks fails its unanswered calls UNAVAILABLE, which are
   // retried as above (on a new stream). Against an idemkeyd without Stream
   // the client uses unary calls (or batches, with batch_calls). Not yet
-  // faster than batch_calls (bench/README.md, "Streaming"). Not yet ended
-  // by a draining idemkeyd either: an open stream holds a SIGTERM'd
-  // idemkeyd until its --drain_timeout (10 s), then its calls in flight
-  // fail over to the retries.
+  // faster than batch_calls (bench/README.md, "Streaming"). A stopping
+  // idemkeyd ends the stream UNAVAILABLE once the ops it read are
+  // answered; the next call opens a new one.
   bool stream_calls = false;
 };
 
