@@ -73,7 +73,7 @@ class CallStream {
   class Connection;  // one Stream RPC; call_stream.cc
 
   // A call waiting for its answer; lives on its caller's stack, guarded by
-  // mu_ while its reactor knows it.
+  // mu_ while its connection knows it.
   struct Pending {
     bool done = false;
     absl::StatusOr<idemkey::v1::BatchResult> result;
