@@ -1,4 +1,4 @@
-"""The WSGI (Flask) and ASGI (Starlette, FastAPI) adapters: the same cases
+"""The WSGI (Flask, Django) and ASGI (Starlette, FastAPI) adapters: the same cases
 through each framework, over the in-memory service."""
 
 import json
@@ -44,6 +44,40 @@ def flask_client(core, counter):
     app.config["PROPAGATE_EXCEPTIONS"] = True
     app.wsgi_app = server_500(wsgi.IdempotencyMiddleware(app.wsgi_app, core))
     return app.test_client()
+
+
+def django_client(core, counter):
+    import django
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.http import HttpResponse
+    from django.urls import clear_url_caches, path
+    from werkzeug.test import Client
+
+    def charge(req):
+        if req.headers.get("X-Fail") == "throw":
+            raise RuntimeError("boom")
+        counter.n += 1
+        status = int(req.headers.get("X-Status", "201"))
+        return HttpResponse(b'{"id":%d,"request":%s}' % (counter.n, req.body),
+                            status=status, content_type="application/json",
+                            headers={"Location": "/c/%d" % counter.n})
+
+    def login(req):
+        return HttpResponse(b"ok")
+
+    global urlpatterns  # this module is the URL conf, new for each test
+    urlpatterns = [path("v1/charges", charge), path("v1/auth/login", login)]
+    clear_url_caches()
+    if not settings.configured:
+        # No CSRF or other middleware; exceptions reach the idempotency
+        # middleware (as Flask's PROPAGATE_EXCEPTIONS does), not a 500 page
+        # that would be stored.
+        settings.configure(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"],
+                           MIDDLEWARE=[], DEBUG_PROPAGATE_EXCEPTIONS=True,
+                           SECRET_KEY="test")
+        django.setup()
+    return Client(server_500(wsgi.IdempotencyMiddleware(WSGIHandler(), core)))
 
 
 def server_500(inner):
@@ -99,12 +133,13 @@ def fastapi_client(core, counter):
     return TestClient(app, raise_server_exceptions=False)
 
 
-@pytest.fixture(params=["flask", "starlette", "fastapi"])
+@pytest.fixture(params=["flask", "django", "starlette", "fastapi"])
 def setup(request):
     keys = InMemoryKeyService()
     core = IdempotencyCore(keys, MiddlewareOptions(**OPTIONS))
     counter = Counter()
-    make = {"flask": flask_client, "starlette": starlette_client,
+    make = {"flask": flask_client, "django": django_client,
+            "starlette": starlette_client,
             "fastapi": fastapi_client}[request.param]
     yield keys, make(core, counter), counter
     core.close()
