@@ -83,6 +83,30 @@ TEST_F(StreamTest, AnswersEachOpOnceByItsIdThenEndsOk) {
   EXPECT_EQ(again.reply.fencing_token(), answers[7].reserve().fencing_token());
 }
 
+// An op whose timeout passed before idemkeyd could start it is answered
+// DEADLINE_EXCEEDED and not applied.
+TEST_F(StreamTest, OpWhoseTimeoutPassedIsNotApplied) {
+  auto stub = idemkey::v1::KeyService::NewStub(server().NewChannel());
+  grpc::ClientContext ctx;
+  auto stream = stub->Stream(&ctx);
+  StreamRequest request = ReserveOps(1, 2, "late-");
+  request.mutable_ops(1)->mutable_timeout()->set_nanos(1);  // over at once
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->WritesDone());
+  std::map<uint64_t, idemkey::v1::BatchResult> answers;
+  StreamResponse response;
+  while (stream->Read(&response)) {
+    for (const auto& r : response.results()) answers[r.id()] = r.result();
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].code(), grpc::StatusCode::OK);
+  EXPECT_EQ(answers[2].code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(client().Lookup("acme", "late-1").status.ok());
+  EXPECT_EQ(client().Lookup("acme", "late-2").status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(StreamTest, MessageOverTheOpLimitEndsTheStreamAndAppliesNothing) {
   auto stub = idemkey::v1::KeyService::NewStub(server().NewChannel());
   grpc::ClientContext ctx;
