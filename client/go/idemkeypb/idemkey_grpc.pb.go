@@ -42,8 +42,9 @@ type KeyServiceClient interface {
 	// connections. Each StreamOp is answered by one StreamResult with its id,
 	// exactly the answer its own call would have had, as soon as that result
 	// is durable: out of order, and several in one message when they became
-	// durable together. The stream's metadata is authenticated once, each op
-	// for its tenant. The server ends the stream OK once the client has
+	// durable together. The bearer token of the stream's metadata is checked
+	// for each op and its tenant, as for a call (a revoked token stops the
+	// next op). The server ends the stream OK once the client has
 	// half-closed and every op is answered; a stream that ends otherwise (the
 	// connection lost, idemkeyd restarting) leaves unanswered ops in doubt:
 	// each may or may not have been applied, and a client resends it as it
@@ -184,8 +185,9 @@ type KeyServiceServer interface {
 	// connections. Each StreamOp is answered by one StreamResult with its id,
 	// exactly the answer its own call would have had, as soon as that result
 	// is durable: out of order, and several in one message when they became
-	// durable together. The stream's metadata is authenticated once, each op
-	// for its tenant. The server ends the stream OK once the client has
+	// durable together. The bearer token of the stream's metadata is checked
+	// for each op and its tenant, as for a call (a revoked token stops the
+	// next op). The server ends the stream OK once the client has
 	// half-closed and every op is answered; a stream that ends otherwise (the
 	// connection lost, idemkeyd restarting) leaves unanswered ops in doubt:
 	// each may or may not have been applied, and a client resends it as it
