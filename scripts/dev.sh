@@ -19,6 +19,9 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the PostgreSQL backend (libpq), and the servers its tests run: one
+  # PostgreSQL 15, and three under Patroni with etcd for the failover suite
+  libpq-dev postgresql patroni etcd-server
   libcpp-httplib-dev openssl
   systemd python3-yaml
   clang libclang-rt-14-dev

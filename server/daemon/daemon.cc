@@ -52,6 +52,20 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+absl::StatusOr<std::unique_ptr<store::Backend>> OpenBackend(
+    const DaemonOptions& options) {
+  if (options.backend == "postgres") {
+    absl::StatusOr<std::unique_ptr<store::PostgresBackend>> pg =
+        store::PostgresBackend::Open(options.postgres);
+    if (!pg.ok()) return pg.status();
+    return std::unique_ptr<store::Backend>(*std::move(pg));
+  }
+  absl::StatusOr<std::unique_ptr<store::RocksDbBackend>> rocks =
+      store::RocksDbBackend::Open(options.rocksdb);
+  if (!rocks.ok()) return rocks.status();
+  return std::unique_ptr<store::Backend>(*std::move(rocks));
+}
+
 }  // namespace
 
 void BlockTerminationSignals() {
@@ -108,8 +122,8 @@ int RunDaemon(const DaemonOptions& options) {
   }
   store::KeyStoreOptions key_store_options = options.key_store;
   key_store_options.auto_create_tenants = creation->auto_create;
-  absl::StatusOr<std::unique_ptr<store::RocksDbBackend>> backend =
-      store::RocksDbBackend::Open(options.rocksdb);
+  absl::StatusOr<std::unique_ptr<store::Backend>> backend =
+      OpenBackend(options);
   if (!backend.ok()) {
     Log(LogLevel::kError,
         absl::StrCat("cannot start: ", backend.status().message()));
@@ -166,7 +180,7 @@ int RunDaemon(const DaemonOptions& options) {
   // After the gRPC server, before --port_file says the daemon is up.
   std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint;
   if (!options.metrics_listen.empty()) {
-    store::RocksDbBackend* store_backend = backend->get();
+    store::Backend* store_backend = backend->get();
     absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> started =
         metrics::MetricsEndpoint::Start(
             options.metrics_listen, [&call_metrics, store_backend, start_time] {
@@ -201,16 +215,20 @@ int RunDaemon(const DaemonOptions& options) {
   // finds the line in the log.
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   Log(LogLevel::kInfo,
-      absl::StrCat("idemkeyd serving on ", host, ":", port, ", data in ",
-                   options.rocksdb.path, " (sync ",
-                   options.rocksdb.sync ? "on" : "off", ", ",
-                   options.tls.cert_file.empty()        ? "plaintext"
-                   : options.tls.client_ca_file.empty() ? "TLS"
-                                                        : "mutual TLS",
-                   ", ",
-                   tokens ? absl::StrCat(tokens->size(), " tokens")
-                          : std::string("no auth"),
-                   ", ", key_store.ListTenants().size(), " tenants)"));
+      absl::StrCat(
+          "idemkeyd serving on ", host, ":", port, ", ",
+          options.backend == "postgres"
+              ? absl::StrCat("records in PostgreSQL (pool ",
+                             options.postgres.pool_size, ", ")
+              : absl::StrCat("data in ", options.rocksdb.path, " (sync ",
+                             options.rocksdb.sync ? "on" : "off", ", "),
+          options.tls.cert_file.empty()        ? "plaintext"
+          : options.tls.client_ca_file.empty() ? "TLS"
+                                               : "mutual TLS",
+          ", ",
+          tokens ? absl::StrCat(tokens->size(), " tokens")
+                 : std::string("no auth"),
+          ", ", key_store.ListTenants().size(), " tenants)"));
   if (!options.port_file.empty() && !WritePortFile(options.port_file, port)) {
     Log(LogLevel::kError,
         absl::StrCat("cannot write --port_file ", options.port_file));

@@ -1,7 +1,8 @@
 // daemon.h — idemkeyd's life: open the store, serve gRPC, drain on a signal.
 //
 //   DaemonOptions options;          // main.cc fills it from flags
-//   options.rocksdb.path = "./data";
+//   options.rocksdb.path = "./data";  // or: options.backend = "postgres";
+//                                     //     options.postgres.dsn = "...";
 //   return RunDaemon(options);      // blocks until SIGTERM or SIGINT
 //
 // Exit codes: 0 after a clean drain, 1 when the store or the listener could
@@ -15,6 +16,7 @@
 #include "absl/time/time.h"
 #include "server/daemon/transport_security.h"
 #include "server/store/key_store.h"
+#include "server/store/postgres/postgres_backend.h"
 #include "server/store/rocksdb/rocksdb_backend.h"
 
 namespace idemkey {
@@ -32,7 +34,11 @@ struct DaemonOptions {
   std::string metrics_port_file;
   // Bearer tokens (auth/token_table.h), reloaded on SIGHUP; empty: auth off.
   std::string tokens_file;
+  // Which engine keeps the records: "rocksdb" (embedded, `rocksdb`) or
+  // "postgres" (`postgres`; idemkeyd then keeps no state of its own).
+  std::string backend = "rocksdb";
   store::RocksDbOptions rocksdb;
+  store::PostgresOptions postgres;
   // Its auto_create_tenants is set from `auto_create_tenants` below.
   store::KeyStoreOptions key_store;
   // Who may create a tenant by Reserving in it: "auto", "true" or "false"

@@ -15,6 +15,25 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address to listen on, host:port (port 0 picks a free port)");
+ABSL_FLAG(std::string, backend, "rocksdb",
+          "where records are kept: rocksdb (embedded, in --data_dir) or "
+          "postgres (a PostgreSQL database, --postgres_dsn; idemkeyd then "
+          "keeps no state and several replicas may serve one database)");
+ABSL_FLAG(std::string, postgres_dsn, "",
+          "with --backend=postgres: libpq connection string or URI; for a "
+          "replicated cluster list every host and add "
+          "target_session_attrs=read-write (e.g. \"host=db1,db2,db3 "
+          "dbname=idemkey user=idemkey target_session_attrs=read-write\"); "
+          "a password is better in ~/.pgpass or PGPASSWORD than here");
+ABSL_FLAG(int64_t, postgres_pool_size, 16,
+          "with --backend=postgres: connections to PostgreSQL at most");
+ABSL_FLAG(absl::Duration, postgres_statement_timeout, absl::Seconds(5),
+          "with --backend=postgres: statement and lock timeout of every "
+          "statement but COMMIT (a COMMIT waiting for the synchronous "
+          "standby is never cancelled)");
+ABSL_FLAG(absl::Duration, postgres_sweep_interval, absl::Minutes(1),
+          "with --backend=postgres: how often expired records are deleted "
+          "(by one replica at a time); 0: only by `idemctl compact`");
 ABSL_FLAG(std::string, data_dir, "./data",
           "RocksDB data directory; created if missing");
 ABSL_FLAG(bool, sync, true,
@@ -93,8 +112,9 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "the idemkey key service: Idempotency-Key records for many tenants over "
-      "RocksDB.\nUsage: idemkeyd [--listen=127.0.0.1:50051] "
-      "[--data_dir=./data] [flags]\nStops cleanly on SIGTERM or SIGINT.");
+      "RocksDB (the default) or PostgreSQL.\nUsage: idemkeyd "
+      "[--listen=127.0.0.1:50051] [--data_dir=./data | --backend=postgres "
+      "--postgres_dsn=...] [flags]\nStops cleanly on SIGTERM or SIGINT.");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   CheckFlag(rest.size() == 1, absl::StrCat("unexpected argument \"",
                                            rest.size() > 1 ? rest[1] : "",
@@ -111,6 +131,27 @@ int main(int argc, char** argv) {
   options.tls.insecure = absl::GetFlag(FLAGS_insecure);
   options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  options.backend = absl::GetFlag(FLAGS_backend);
+  CheckFlag(options.backend == "rocksdb" || options.backend == "postgres",
+            absl::StrCat("--backend must be rocksdb or postgres, not \"",
+                         options.backend, "\""));
+  options.postgres.dsn = absl::GetFlag(FLAGS_postgres_dsn);
+  CheckFlag(options.backend != "postgres" || !options.postgres.dsn.empty(),
+            "--backend=postgres needs --postgres_dsn");
+  CheckFlag(options.backend == "postgres" || options.postgres.dsn.empty(),
+            "--postgres_dsn is only for --backend=postgres");
+  const int64_t pool_size = absl::GetFlag(FLAGS_postgres_pool_size);
+  CheckFlag(pool_size >= 1 && pool_size <= 1000,
+            "--postgres_pool_size must be between 1 and 1000");
+  options.postgres.pool_size = static_cast<size_t>(pool_size);
+  options.postgres.statement_timeout =
+      absl::GetFlag(FLAGS_postgres_statement_timeout);
+  CheckFlag(options.postgres.statement_timeout >= absl::Milliseconds(100),
+            "--postgres_statement_timeout must be at least 100ms");
+  options.postgres.sweep_interval =
+      absl::GetFlag(FLAGS_postgres_sweep_interval);
+  CheckFlag(options.postgres.sweep_interval >= absl::ZeroDuration(),
+            "--postgres_sweep_interval must not be negative");
   options.rocksdb.path = absl::GetFlag(FLAGS_data_dir);
   options.rocksdb.sync = absl::GetFlag(FLAGS_sync);
   options.auto_create_tenants = absl::GetFlag(FLAGS_auto_create_tenants);
@@ -149,6 +190,7 @@ int main(int argc, char** argv) {
   CheckFlag(write_buffer_mb >= 4 && write_buffer_mb < cache_mb,
             "--write_buffer_mb must be at least 4 and below --cache_mb");
   options.rocksdb.max_tenants = static_cast<size_t>(max_tenants);
+  options.postgres.max_tenants = static_cast<size_t>(max_tenants);
   options.store_threads = static_cast<size_t>(threads);
   options.rocksdb.block_cache_bytes = static_cast<size_t>(cache_mb) << 20;
   options.rocksdb.write_buffer_bytes = static_cast<size_t>(write_buffer_mb)

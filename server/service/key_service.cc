@@ -1,6 +1,5 @@
 #include "server/service/key_service.h"
 
-#include <atomic>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -8,26 +7,11 @@
 #include "server/service/authorized.h"
 #include "server/service/key_stream.h"
 #include "server/service/store_call.h"
+#include "server/service/tenant_cap_note.h"
 #include "server/store/call_options.h"
 #include "server/util/log.h"
 
 namespace idemkey::service {
-namespace {
-
-// The tenant cap is the operators' business: their log says so (at most
-// every 10 s), while the app's client only hears "unavailable".
-void NoteTenantCap(const absl::Status& s) {
-  if (!store::IsTenantCap(s)) return;
-  static std::atomic<int64_t> last_ms{0};
-  const int64_t now = absl::ToUnixMillis(absl::Now());
-  int64_t last = last_ms.load();
-  if (now - last < 10'000 || !last_ms.compare_exchange_strong(last, now)) {
-    return;
-  }
-  util::Log(util::LogLevel::kWarning, s.message());
-}
-
-}  // namespace
 
 bool KeyServiceImpl::MayCreateTenant(grpc::CallbackServerContext* ctx,
                                      absl::string_view tenant) const {

@@ -8,6 +8,7 @@
 #include "server/api/convert.h"
 #include "server/api/key_calls.h"
 #include "server/service/store_call.h"
+#include "server/service/tenant_cap_note.h"
 
 namespace idemkey::service {
 namespace {
@@ -111,8 +112,11 @@ void KeyStream::Start(StreamOp op, absl::Time read_at) {
               "was not applied");
         }
         result->mutable_result()->Clear();
-        return api::RunOp(*store_, request->op(), authorize_, may_create_,
-                          result->mutable_result(), options);
+        absl::Status s =
+            api::RunOp(*store_, request->op(), authorize_, may_create_,
+                       result->mutable_result(), options);
+        NoteTenantCap(s);
+        return s;
       },
       [this, request, result, read_at](absl::Status s) {
         store_->WhenDurable([this, s = std::move(s), request, result,

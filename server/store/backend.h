@@ -158,6 +158,11 @@ class Backend {
   virtual absl::StatusOr<CompactionResult> Compact(
       absl::string_view tenant) = 0;
 
+  // Finishes what the backend still has to write (RocksDB: flushes memtables
+  // and syncs the WAL). Call once, after the last other call; the backend is
+  // unusable afterwards. This default is for backends with nothing to finish.
+  virtual absl::Status Close() { return absl::OkStatus(); }
+
   // A consistent copy of every tenant in the new directory `dir` (parents
   // are created), from which the backend can be opened again; returns its
   // size in bytes.

@@ -128,10 +128,17 @@ TEST_F(AdminTest, StatsCountTenantsAndRecords) {
   EXPECT_EQ(stats.reply.tenants(0).name(), "acme");
   // An estimate: each record was written twice (Reserve, Complete).
   EXPECT_GE(stats.reply.tenants(0).estimated_records(), 10u);
-  EXPECT_GT(stats.reply.tenants(0).memtable_bytes(), 0u);
   EXPECT_EQ(stats.reply.tenants(1).estimated_records(), 0u);
-  EXPECT_GT(stats.reply.wal_bytes(), 0u);
-  EXPECT_GT(stats.reply.block_cache_capacity_bytes(), 0u);
+  if (UsingPostgres()) {
+    // Counted exactly while the table is small, and no engine figures.
+    EXPECT_EQ(stats.reply.tenants(0).estimated_records(), 10u);
+    EXPECT_GT(stats.reply.tenants(0).disk_bytes(), 0u);
+    EXPECT_EQ(stats.reply.block_cache_capacity_bytes(), 0u);
+  } else {
+    EXPECT_GT(stats.reply.tenants(0).memtable_bytes(), 0u);
+    EXPECT_GT(stats.reply.wal_bytes(), 0u);
+    EXPECT_GT(stats.reply.block_cache_capacity_bytes(), 0u);
+  }
 }
 
 }  // namespace

@@ -23,6 +23,10 @@ class BackupTest : public ServerTest {
 };
 
 TEST_F(BackupTest, RestoredCopyHoldsEveryRecordWrittenBeforeIt) {
+  if (UsingPostgres()) {
+    GTEST_SKIP() << "a copy of RocksDB's files; PostgreSQL's backup is "
+                    "PostgreSQL's (BackupTest.PostgresRefusesWithAdvice)";
+  }
   std::map<std::string, uint64_t> written;
   for (int i = 0; i < 40; ++i) {
     const std::string tenant = i % 2 ? "acme" : "globex";
@@ -70,6 +74,13 @@ TEST_F(BackupTest, RestoredCopyHoldsEveryRecordWrittenBeforeIt) {
   EXPECT_EQ(from_copy.ListTenants().reply.tenants_size(), 3);
   copy_client.reset();  // an idle connection would slow the stop down
   ASSERT_TRUE(restored.Stop());
+}
+
+TEST_F(BackupTest, PostgresRefusesWithAdvice) {
+  if (!UsingPostgres()) GTEST_SKIP() << "RocksDB backs up (the test above)";
+  CommandOutput backup = Idemctl({"backup", dir().path() + "/copy"});
+  EXPECT_EQ(backup.exit_code, 5) << backup.err;  // FAILED_PRECONDITION
+  EXPECT_NE(backup.err.find("pg_basebackup"), std::string::npos) << backup.err;
 }
 
 }  // namespace

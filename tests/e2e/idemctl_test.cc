@@ -469,8 +469,10 @@ TEST_F(IdemctlTest, Stats) {
   ASSERT_EQ(stats.tenants_size(), 2);
   EXPECT_EQ(stats.tenants(0).name(), "acme");
   EXPECT_EQ(stats.tenants(1).name(), "globex");
-  EXPECT_GT(stats.block_cache_capacity_bytes(), 0u);
-  EXPECT_THAT(r.out, HasSubstr("\"block_cache_capacity_bytes\""));
+  if (!UsingPostgres()) {  // RocksDB's figures
+    EXPECT_GT(stats.block_cache_capacity_bytes(), 0u);
+    EXPECT_THAT(r.out, HasSubstr("\"block_cache_capacity_bytes\""));
+  }
 }
 
 // Expiry itself is covered with an injected clock in the unit tests

@@ -1,5 +1,7 @@
 // Many threads, one key: docs/semantics.md's "exactly one OWNER" under real
-// concurrency, through gRPC to a real idemkeyd.
+// concurrency, through gRPC to a real idemkeyd. Over PostgreSQL (the pg.*
+// run) the threads are spread over three idemkeyd replicas of one database,
+// so the one OWNER is decided across processes.
 
 #include <chrono>
 #include <condition_variable>
@@ -14,6 +16,7 @@ namespace idemkey::testing {
 namespace {
 
 constexpr int kThreads = 64;
+constexpr int kPostgresReplicas = 3;
 
 // Releases all waiting threads at once, as close together as threads allow.
 class StartGate {
@@ -51,11 +54,22 @@ class RaceTest : public ServerTest {
 
   void SetUp() override {
     ServerTest::SetUp();
+    if (UsingPostgres()) {
+      for (int i = 1; i < kPostgresReplicas; ++i) {
+        replicas_.push_back(std::make_unique<IdemkeydProcess>(
+            dir().path() + "/replica-" + std::to_string(i), ServerFlags(),
+            /*database_of=*/dir().path() + "/data"));
+        ASSERT_TRUE(replicas_.back()->Start());
+      }
+    }
     // Connected before any race: a connection still being set up when the
     // race starts could fail fast with UNAVAILABLE on a loaded machine, which
     // says nothing about the store.
     for (int i = 0; i < kThreads; ++i) {
-      std::shared_ptr<grpc::Channel> channel = server().NewChannel();
+      const size_t replica = i % (replicas_.size() + 1);
+      std::shared_ptr<grpc::Channel> channel =
+          replica == 0 ? server().NewChannel()
+                       : replicas_[replica - 1]->NewChannel();
       ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                             std::chrono::seconds(30)));
       clients_.push_back(std::make_unique<TestClient>(channel));
@@ -64,6 +78,7 @@ class RaceTest : public ServerTest {
 
   void TearDown() override {
     clients_.clear();
+    for (auto& r : replicas_) EXPECT_TRUE(r->Stop());
     ServerTest::TearDown();
   }
 
@@ -109,6 +124,8 @@ class RaceTest : public ServerTest {
     return tally;
   }
 
+  // Over PostgreSQL: the servers besides server(), on its database.
+  std::vector<std::unique_ptr<IdemkeydProcess>> replicas_;
   std::vector<std::unique_ptr<TestClient>> clients_;
 };
 
@@ -150,6 +167,22 @@ TEST_F(RaceTest, ExactlyOneTakesOverALapsedLease) {
             .Complete("acme", key, first.owner_token, SampleResponse("late"))
             .status.error_code(),
         grpc::StatusCode::ABORTED);
+  }
+}
+
+// Each change of hands draws a token greater than every earlier one of the
+// key, whichever replica draws it, and no token is ever handed out twice.
+TEST_F(RaceTest, ReleasedKeyRacedAgainGetsAGreaterToken) {
+  constexpr int kRounds = 20;
+  uint64_t previous = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    RaceTally t = Race("handover", "handover/" + std::to_string(round));
+    ASSERT_EQ(t.owners, 1) << "round " << round << ": " << t.first_error;
+    ASSERT_EQ(t.other, 0) << "round " << round << ": " << t.first_error;
+    ASSERT_GT(t.owner_token, previous) << "round " << round;
+    previous = t.owner_token;
+    ASSERT_TRUE(
+        client().Release("acme", "handover", t.owner_token).status.ok());
   }
 }
 

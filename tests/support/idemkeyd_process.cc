@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/test_postgres.h"
+
 namespace idemkey::testing {
 namespace {
 
@@ -72,9 +74,11 @@ int WaitForPortFile(const std::string& path) {
 }
 
 IdemkeydProcess::IdemkeydProcess(std::string data_dir,
-                                 std::vector<std::string> extra_flags)
+                                 std::vector<std::string> extra_flags,
+                                 std::string database_of)
     : data_dir_(std::move(data_dir)),
       extra_flags_(std::move(extra_flags)),
+      database_of_(database_of.empty() ? data_dir_ : std::move(database_of)),
       port_file_(data_dir_ + ".port"),
       log_file_(data_dir_ + ".log") {}
 
@@ -89,7 +93,17 @@ IdemkeydProcess::~IdemkeydProcess() {
   // service does, so clients connected to it can come back.
   std::vector<std::string> args = {
       IdemkeydPath(), "--listen=127.0.0.1:" + std::to_string(port_),
-      "--data_dir=" + data_dir_, "--port_file=" + port_file_};
+      "--port_file=" + port_file_};
+  if (UsingPostgres()) {
+    absl::StatusOr<std::string> dsn = TestDatabaseDsn(database_of_);
+    if (!dsn.ok()) {
+      return ::testing::AssertionFailure() << dsn.status().message();
+    }
+    args.push_back("--backend=postgres");
+    args.push_back("--postgres_dsn=" + *dsn);
+  } else {
+    args.push_back("--data_dir=" + data_dir_);
+  }
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
   pid_ = SpawnProcess(args, log_file_);
   const auto deadline =

@@ -21,6 +21,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_postgres.h"
 
 namespace idemkey::testing {
 
@@ -29,8 +30,12 @@ const char* IdemkeydPath();
 
 class IdemkeydProcess {
  public:
+  // Over PostgreSQL (UsingPostgres()), the server uses the database that
+  // belongs to `database_of` (TestDatabaseDsn), by default to `data_dir`:
+  // replicas of one service pass the same one.
   IdemkeydProcess(std::string data_dir,
-                  std::vector<std::string> extra_flags = {});
+                  std::vector<std::string> extra_flags = {},
+                  std::string database_of = "");
   // SIGKILLs the server if it still runs.
   ~IdemkeydProcess();
 
@@ -58,6 +63,7 @@ class IdemkeydProcess {
  private:
   const std::string data_dir_;
   const std::vector<std::string> extra_flags_;
+  const std::string database_of_;
   const std::string port_file_;
   const std::string log_file_;
   pid_t pid_ = -1;

@@ -235,7 +235,12 @@ class TestClient {
                         const Req& request,
                         Req* (idemkey::v1::BatchOp::*op_field)(),
                         Reply* (idemkey::v1::BatchResult::*result_field)()) {
-    if (stream_ == nullptr) return Call(keys_.get(), method, request);
+    // As the client library does (client.cc), a call larger than a stream
+    // message goes unary.
+    if (stream_ == nullptr ||
+        request.ByteSizeLong() > client::CallStream::kMaxBytesPerMessage) {
+      return Call(keys_.get(), method, request);
+    }
     idemkey::v1::BatchOp op;
     *(op.*op_field)() = request;
     absl::StatusOr<idemkey::v1::BatchResult> r =

@@ -89,7 +89,7 @@ class RocksDbBackend final : public Backend {
 
   // Flushes memtables, syncs the WAL and closes the DB. Call once, after the
   // last Update; the backend is unusable afterwards.
-  absl::Status Close();
+  absl::Status Close() override;
 
   absl::Status Update(absl::string_view tenant, absl::string_view key,
                       const CallOptions& options, UpdateFn fn) override;

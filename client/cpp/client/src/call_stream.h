@@ -47,7 +47,7 @@ namespace idemkey::client {
 class CallStream {
  public:
   static constexpr int kMaxOpsPerMessage = 256;
-  // A larger op still goes, alone.
+  // A larger op still goes, alone (Client sends such calls unary instead).
   static constexpr size_t kMaxBytesPerMessage = 1 << 20;
 
   // `stub` is not owned and must outlive this.

@@ -41,6 +41,10 @@ Client::Client(const ClientOptions& options) : options_(options) {
   // This client retries UNAVAILABLE itself, with its own backoff and
   // attempt count; gRPC's retry layer would multiply the attempts.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  // Every address the target names (several replicas over PostgreSQL)
+  // takes calls in turn; one that is draining or gone takes none, and a
+  // call it failed is retried (above) on another.
+  args.SetLoadBalancingPolicyName("round_robin");
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(
                   options_.reconnect_initial_backoff)));
@@ -91,7 +95,12 @@ absl::Status Client::Retrying(Attempt attempt) {
   }
   for (int i = 1;; ++i) {
     absl::Status s = attempt(token);
-    if (!absl::IsUnavailable(s) || i >= options_.max_attempts) return s;
+    // CANCELLED comes only from a stopping idemkeyd (this client cancels
+    // nothing): gRPC cancels the calls it had received but not started when
+    // its drain began. Every call is safe to retry (above), so both go again,
+    // on another replica if there is one.
+    const bool retry = absl::IsUnavailable(s) || absl::IsCancelled(s);
+    if (!retry || i >= options_.max_attempts) return s;
     const double jitter = absl::Uniform(bitgen, 0.5, 1.0);
     std::this_thread::sleep_for(absl::ToChronoNanoseconds(backoff * jitter));
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -118,7 +127,12 @@ absl::StatusOr<Response> Client::KeyCall(
     if (r.code() != 0) return rules::StatusFromCode(r.code(), r.message());
     return std::move(*(r.*result_field)());
   };
-  if (stream_ != nullptr && !stream_->unsupported()) {
+  // A call larger than a stream message goes on its own: on the stream it
+  // would hold up every op behind it, and one over idemkeyd's receive limit
+  // would end the stream for all of them (UNAVAILABLE, where a unary call
+  // gets the RESOURCE_EXHAUSTED the middleware acts on).
+  if (stream_ != nullptr && !stream_->unsupported() &&
+      request.ByteSizeLong() <= CallStream::kMaxBytesPerMessage) {
     idemkey::v1::BatchOp op;
     *(op.*op_field)() = request;
     idemkey::v1::BatchResult result;

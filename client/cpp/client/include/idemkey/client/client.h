@@ -3,7 +3,8 @@
 // One Client holds one gRPC channel; it is thread-safe and meant to be created
 // once per process and shared by every request handler. Every call has a
 // deadline, and calls that fail with UNAVAILABLE (the service restarting, a
-// connection reset) are retried with jittered exponential backoff. That is
+// connection reset) or CANCELLED (a stopping idemkeyd cancels the calls it
+// had not started) are retried with jittered exponential backoff. That is
 // safe for every call: a retried Reserve carries the same attempt_id and gets
 // the same answer; Complete with the token that completed a record is OK;
 // Heartbeat just extends the lease again.
@@ -43,11 +44,15 @@
 namespace idemkey::client {
 
 struct ClientOptions {
-  // host:port of idemkeyd.
+  // host:port of idemkeyd, or a gRPC target naming several replicas (over
+  // the PostgreSQL backend): "ipv4:10.0.0.1:50051,10.0.0.2:50051", or
+  // "dns:///idemkey.internal:50051" resolving to each (a Kubernetes headless
+  // Service). Calls go round-robin over the replicas that are up.
   std::string address = "127.0.0.1:50051";
   // Deadline of one attempt of one call.
   absl::Duration call_timeout = absl::Seconds(2);
-  // Attempts per call, the first included, while the answer is UNAVAILABLE.
+  // Attempts per call, the first included, while the answer is UNAVAILABLE
+  // or CANCELLED.
   int max_attempts = 4;
   // Backoff before the second attempt; doubles each time up to max_backoff,
   // each wait drawn uniformly from [backoff/2, backoff].
@@ -90,7 +95,8 @@ struct ClientOptions {
   // as it is durable; calls made while a write is out leave together. A
   // stream that breaks fails its unanswered calls UNAVAILABLE, which are
   // retried as above (on a new stream). Against an idemkeyd without Stream
-  // the client uses unary calls (or batches, with batch_calls). Not yet
+  // the client uses unary calls (or batches, with batch_calls), as it does
+  // for a call over 1 MiB (a large stored response). Not yet
   // faster than batch_calls (bench/README.md, "Streaming"). A stopping
   // idemkeyd ends the stream UNAVAILABLE once the ops it read are
   // answered; the next call opens a new one.

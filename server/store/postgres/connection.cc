@@ -1,0 +1,264 @@
+#include "server/store/postgres/connection.h"
+
+#include <endian.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "libpq-fe.h"
+
+namespace idemkey::store::postgres {
+namespace {
+
+// Oids of the types parameters are sent as (pg_type.dat).
+constexpr Oid kByteaOid = 17;
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+
+std::string Trimmed(const char* message) {
+  return std::string(
+      absl::StripTrailingAsciiWhitespace(message == nullptr ? "" : message));
+}
+
+// What a caller can do about a failed statement, from its SQLSTATE
+// (PostgreSQL's errcodes.txt).
+absl::Status StatusFromError(const PGresult* result, const PGconn* conn) {
+  const char* state_field = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const absl::string_view state = state_field == nullptr ? "" : state_field;
+  const std::string message = Trimmed(
+      result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn));
+  if (PQstatus(conn) == CONNECTION_BAD || state.empty() ||
+      absl::StartsWith(state, "08") || absl::StartsWith(state, "57P")) {
+    return absl::UnavailableError(
+        absl::StrCat("PostgreSQL connection lost: ", message));
+  }
+  if (state == "25006") {  // read_only_sql_transaction: a standby
+    return absl::UnavailableError(absl::StrCat(
+        "PostgreSQL server is read-only (a standby; failover in progress?): ",
+        message));
+  }
+  if (state == "57014" || state == "55P03") {  // statement or lock timeout
+    return absl::UnavailableError(absl::StrCat(
+        "PostgreSQL statement timed out (--postgres_statement_timeout): ",
+        message));
+  }
+  if (state == "40001" || state == "40P01" || state == "53300") {
+    return absl::UnavailableError(absl::StrCat("PostgreSQL: ", message));
+  }
+  if (state == "53100") {  // disk_full
+    return absl::ResourceExhaustedError(
+        absl::StrCat("PostgreSQL's disk is full; free space there: ", message));
+  }
+  if (state == "23503") {  // foreign_key_violation
+    return absl::FailedPreconditionError(message);
+  }
+  return absl::InternalError(absl::StrCat("PostgreSQL: ", message));
+}
+
+}  // namespace
+
+Statement& Statement::Int64(int64_t v) {
+  const uint64_t be = htobe64(static_cast<uint64_t>(v));
+  types_.push_back(kInt8Oid);
+  values_.emplace_back(reinterpret_cast<const char*>(&be), sizeof(be));
+  nulls_.push_back(false);
+  return *this;
+}
+
+Statement& Statement::Bytes(absl::string_view v) {
+  types_.push_back(kByteaOid);
+  values_.emplace_back(v);
+  nulls_.push_back(false);
+  return *this;
+}
+
+Statement& Statement::Text(absl::string_view v) {
+  types_.push_back(kTextOid);
+  values_.emplace_back(v);
+  nulls_.push_back(false);
+  return *this;
+}
+
+Statement& Statement::Null() {
+  types_.push_back(kByteaOid);
+  values_.emplace_back();
+  nulls_.push_back(true);
+  return *this;
+}
+
+Result::Result(pg_result* result) : result_(result) {}
+Result::~Result() {
+  if (result_ != nullptr) PQclear(result_);
+}
+Result::Result(Result&& other) noexcept
+    : result_(std::exchange(other.result_, nullptr)) {}
+
+int Result::rows() const { return PQntuples(result_); }
+
+int64_t Result::affected() const {
+  const char* n = PQcmdTuples(result_);
+  return n == nullptr || *n == '\0' ? 0 : std::strtoll(n, nullptr, 10);
+}
+
+bool Result::IsNull(int row, int col) const {
+  return PQgetisnull(result_, row, col) != 0;
+}
+
+int64_t Result::Int64(int row, int col) const {
+  uint64_t be = 0;
+  std::memcpy(&be, PQgetvalue(result_, row, col), sizeof(be));
+  return static_cast<int64_t>(be64toh(be));
+}
+
+int16_t Result::Int16(int row, int col) const {
+  uint16_t be = 0;
+  std::memcpy(&be, PQgetvalue(result_, row, col), sizeof(be));
+  return static_cast<int16_t>(be16toh(be));
+}
+
+absl::string_view Result::Bytes(int row, int col) const {
+  return absl::string_view(PQgetvalue(result_, row, col),
+                           PQgetlength(result_, row, col));
+}
+
+Connection::Connection(pg_conn* conn) : conn_(conn) {
+  PQsetNoticeReceiver(conn_, &Connection::OnNotice, this);
+}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+void Connection::OnNotice(void* self, const pg_result* notice) {
+  const char* severity =
+      PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity != nullptr && std::strcmp(severity, "WARNING") == 0) {
+    static_cast<Connection*>(self)->warned_ = true;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
+    const std::string& dsn, absl::Duration statement_timeout) {
+  const char* keys[] = {"dbname", "fallback_application_name", nullptr};
+  const char* values[] = {dsn.c_str(), "idemkeyd", nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr) {
+    return absl::ResourceExhaustedError("libpq: out of memory");
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    absl::Status s = absl::UnavailableError(
+        absl::StrCat("cannot connect to PostgreSQL (--postgres_dsn): ",
+                     Trimmed(PQerrorMessage(conn))));
+    PQfinish(conn);
+    return s;
+  }
+  std::unique_ptr<Connection> c(new Connection(conn));
+  const std::string ms =
+      absl::StrCat(absl::ToInt64Milliseconds(statement_timeout));
+  Pipeline setup;
+  // An acknowledgement means the commit is on the synchronous standby too,
+  // whatever the server's default.
+  setup.Add("SET synchronous_commit = on");
+  setup.Add("SELECT set_config('statement_timeout', $1, false)").Text(ms);
+  setup.Add("SELECT set_config('lock_timeout', $1, false)").Text(ms);
+  absl::StatusOr<std::vector<Result>> done = c->Run(setup);
+  if (!done.ok()) return done.status();
+  return c;
+}
+
+bool Connection::broken() const {
+  return discard_ || PQstatus(conn_) != CONNECTION_OK ||
+         PQpipelineStatus(conn_) != PQ_PIPELINE_OFF;
+}
+
+absl::Status Connection::RollbackIfOpen() {
+  if (PQstatus(conn_) != CONNECTION_OK ||
+      PQtransactionStatus(conn_) == PQTRANS_IDLE) {
+    return absl::OkStatus();
+  }
+  PGresult* r = PQexec(conn_, "ROLLBACK");
+  absl::Status s = PQresultStatus(r) == PGRES_COMMAND_OK
+                       ? absl::OkStatus()
+                       : StatusFromError(r, conn_);
+  PQclear(r);
+  return s;
+}
+
+absl::StatusOr<std::vector<Result>> Connection::Run(const Pipeline& pipeline) {
+  warned_ = false;
+  if (PQenterPipelineMode(conn_) != 1) return StatusFromError(nullptr, conn_);
+  absl::Status error;
+  size_t sent = 0;
+  for (const Statement& st : pipeline.statements()) {
+    std::vector<const char*> values(st.values_.size());
+    std::vector<int> lengths(st.values_.size());
+    std::vector<int> formats(st.values_.size(), 1);
+    for (size_t i = 0; i < values.size(); ++i) {
+      values[i] = st.nulls_[i] ? nullptr : st.values_[i].data();
+      lengths[i] = static_cast<int>(st.values_[i].size());
+    }
+    if (PQsendQueryParams(conn_, st.sql_.c_str(),
+                          static_cast<int>(values.size()), st.types_.data(),
+                          values.data(), lengths.data(), formats.data(),
+                          /*resultFormat=*/1) != 1) {
+      error = StatusFromError(nullptr, conn_);
+      break;
+    }
+    ++sent;
+  }
+  std::vector<Result> results;
+  if (error.ok() && PQpipelineSync(conn_) != 1) {
+    error = StatusFromError(nullptr, conn_);
+  }
+  if (error.ok()) {
+    results.reserve(sent);
+    // Each statement's result, then a NULL; after them the sync's result.
+    for (size_t i = 0; i < sent; ++i) {
+      PGresult* r = PQgetResult(conn_);
+      if (r == nullptr) {
+        error = StatusFromError(nullptr, conn_);
+        break;
+      }
+      const ExecStatusType status = PQresultStatus(r);
+      if (status == PGRES_FATAL_ERROR && error.ok()) {
+        error = StatusFromError(r, conn_);
+      } else if (status == PGRES_PIPELINE_ABORTED && error.ok()) {
+        error = absl::InternalError("PostgreSQL skipped a statement");
+      }
+      results.emplace_back(r);
+      while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
+    }
+    if (PQstatus(conn_) == CONNECTION_OK) {
+      PGresult* sync = PQgetResult(conn_);
+      if (sync != nullptr && PQresultStatus(sync) != PGRES_PIPELINE_SYNC &&
+          error.ok()) {
+        error = StatusFromError(sync, conn_);
+      }
+      PQclear(sync);
+    }
+  }
+  if (PQstatus(conn_) == CONNECTION_OK) PQexitPipelineMode(conn_);
+  if (!error.ok()) {
+    discard_ = discard_ || absl::IsUnavailable(error);
+    (void)RollbackIfOpen();
+    return error;
+  }
+  return results;
+}
+
+int64_t AdvisoryLockKey(absl::string_view a, absl::string_view b) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](absl::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  mix(a);
+  mix(absl::string_view("\0", 1));  // ("ab","c") and ("a","bc") differ
+  mix(b);
+  return static_cast<int64_t>(h);
+}
+
+}  // namespace idemkey::store::postgres

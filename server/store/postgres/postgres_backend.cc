@@ -1,0 +1,529 @@
+#include "server/store/postgres/postgres_backend.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/store/postgres/schema.h"
+#include "server/util/log.h"
+
+namespace idemkey::store {
+namespace {
+
+using postgres::Connection;
+using postgres::Pipeline;
+using postgres::Result;
+using postgres::Statement;
+
+// The record's columns, in the order RecordFromRow reads them from
+// `first` on.
+constexpr char kRecordColumns[] =
+    "r.key, r.state, r.fingerprint, r.fencing_token, r.attempt_id, "
+    "r.lease_expires_ms, r.created_ms, r.expires_ms, r.ttl_ms, "
+    "r.completed_ms, r.response";
+
+absl::StatusOr<Record> RecordFromRow(const Result& rows, int row, int first) {
+  Record r;
+  int c = first;
+  r.key = std::string(rows.Bytes(row, c++));
+  r.state = static_cast<RecordState>(rows.Int16(row, c++));
+  r.fingerprint = std::string(rows.Bytes(row, c++));
+  r.fencing_token = static_cast<uint64_t>(rows.Int64(row, c++));
+  r.attempt_id = std::string(rows.Bytes(row, c++));
+  r.lease_expires_ms = rows.Int64(row, c++);
+  r.created_ms = rows.Int64(row, c++);
+  r.expires_ms = rows.Int64(row, c++);
+  r.ttl_ms = rows.Int64(row, c++);
+  r.completed_ms = rows.Int64(row, c++);
+  if (!rows.IsNull(row, c)) {
+    const absl::string_view bytes = rows.Bytes(row, c);
+    if (!r.response.ParseFromArray(bytes.data(),
+                                   static_cast<int>(bytes.size()))) {
+      return absl::DataLossError(absl::StrCat("the stored response of key \"",
+                                              r.key, "\" does not parse"));
+    }
+  }
+  return r;
+}
+
+void AddUpsert(Pipeline& p, int64_t tenant_id, const Record& r) {
+  Statement& s = p.Add(
+      "INSERT INTO idemkey_records (tenant_id, key, state, fingerprint, "
+      "fencing_token, attempt_id, lease_expires_ms, created_ms, expires_ms, "
+      "ttl_ms, completed_ms, response) VALUES ($1, $2, $3::bigint, $4, $5, "
+      "$6, $7, $8, $9, $10, $11, $12) "
+      "ON CONFLICT (tenant_id, key) DO UPDATE SET state = EXCLUDED.state, "
+      "fingerprint = EXCLUDED.fingerprint, "
+      "fencing_token = EXCLUDED.fencing_token, "
+      "attempt_id = EXCLUDED.attempt_id, "
+      "lease_expires_ms = EXCLUDED.lease_expires_ms, "
+      "created_ms = EXCLUDED.created_ms, expires_ms = EXCLUDED.expires_ms, "
+      "ttl_ms = EXCLUDED.ttl_ms, completed_ms = EXCLUDED.completed_ms, "
+      "response = EXCLUDED.response");
+  s.Int64(tenant_id)
+      .Bytes(r.key)
+      .Int64(static_cast<int64_t>(r.state))
+      .Bytes(r.fingerprint)
+      .Int64(static_cast<int64_t>(r.fencing_token))
+      .Bytes(r.attempt_id)
+      .Int64(r.lease_expires_ms)
+      .Int64(r.created_ms)
+      .Int64(r.expires_ms)
+      .Int64(r.ttl_ms)
+      .Int64(r.completed_ms);
+  if (r.state == RecordState::kCompleted) {
+    s.Bytes(r.response.SerializeAsString());
+  } else {
+    s.Null();
+  }
+}
+
+// The smallest string greater than every string starting with `prefix`;
+// empty when there is none (the prefix is all 0xff, or empty).
+std::string PrefixEnd(absl::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) {
+    end.pop_back();
+  }
+  if (!end.empty()) end.back() = static_cast<char>(end.back() + 1);
+  return end;
+}
+
+// The token Update drew under the key's lock, for KeyStore's
+// NextFencingToken call from inside the UpdateFn on the same thread.
+thread_local std::optional<uint64_t>* drawn_token = nullptr;
+
+constexpr int64_t kSweepLock = 0x6964656d6b657932;  // "idemkey2"
+constexpr int kSweepBatch = 5000;
+// Stats counts each tenant's rows below this many rows in all.
+constexpr int64_t kCountedStatsRows = 1000000;
+
+}  // namespace
+
+PostgresBackend::PostgresBackend(const PostgresOptions& options)
+    : options_(options),
+      pool_(options.dsn, {.size = options.pool_size,
+                          .statement_timeout = options.statement_timeout}) {}
+
+absl::StatusOr<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
+    const PostgresOptions& options) {
+  {
+    absl::StatusOr<std::unique_ptr<Connection>> c =
+        Connection::Open(options.dsn, options.statement_timeout);
+    if (!c.ok()) return c.status();
+    if (absl::Status s = postgres::Migrate(**c); !s.ok()) return s;
+  }
+  std::unique_ptr<PostgresBackend> backend(new PostgresBackend(options));
+  if (options.sweep_interval > absl::ZeroDuration()) {
+    backend->sweeper_ = std::thread([b = backend.get()] { b->SweepLoop(); });
+  }
+  return backend;
+}
+
+PostgresBackend::~PostgresBackend() {
+  {
+    sync::MutexLock lock(&sweeper_mu_);
+    stopping_ = true;
+    sweeper_wake_.SignalAll();
+  }
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+template <typename Work>
+auto PostgresBackend::WithConnection(Work work)
+    -> decltype(work(std::declval<postgres::Connection&>(),
+                     std::declval<bool*>())) {
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<postgres::ConnectionPool::Lease> c = pool_.Borrow();
+    if (!c.ok()) return c.status();
+    bool retryable = false;
+    auto result = work(**c, &retryable);
+    if (result.ok() || !(*c)->broken()) return result;
+    pool_.DropIdle();
+    if (!retryable || attempt > 0) return result;
+  }
+}
+
+absl::Status PostgresBackend::Update(absl::string_view tenant,
+                                     absl::string_view key,
+                                     const CallOptions& options, UpdateFn fn) {
+  if (!options.may_wait_for_io) return WouldBlockError();
+  return WithConnection([&](Connection& c, bool* retryable) -> absl::Status {
+    Pipeline read;
+    read.Add("BEGIN");
+    read.Add("SELECT pg_advisory_xact_lock($1)")
+        .Int64(postgres::AdvisoryLockKey(tenant, key));
+    read.Add(absl::StrCat("SELECT t.id, ", kRecordColumns,
+                          " FROM idemkey_tenants t LEFT JOIN idemkey_records r"
+                          " ON r.tenant_id = t.id AND r.key = $2"
+                          " WHERE t.name = $1"))
+        .Text(tenant)
+        .Bytes(key);
+    read.Add("SELECT nextval('idemkey_fencing_tokens')");
+    absl::StatusOr<std::vector<Result>> got = c.Run(read);
+    if (!got.ok()) {
+      *retryable = true;  // nothing was written
+      return got.status();
+    }
+    const Result& rows = (*got)[2];
+    auto rollback = [&c](absl::Status s) {
+      Pipeline p;
+      p.Add("ROLLBACK");
+      (void)c.Run(p);
+      return s;
+    };
+    if (rows.rows() == 0) return rollback(UnknownTenantError(tenant));
+    const int64_t tenant_id = rows.Int64(0, 0);
+    std::optional<Record> record;
+    if (!rows.IsNull(0, 1)) {
+      absl::StatusOr<Record> r = RecordFromRow(rows, 0, 1);
+      if (!r.ok()) return rollback(r.status());
+      record = *std::move(r);
+    }
+    std::optional<uint64_t> token =
+        static_cast<uint64_t>((*got)[3].Int64(0, 0));
+    drawn_token = &token;
+    absl::StatusOr<WriteAction> action = fn(record);
+    drawn_token = nullptr;
+    if (!action.ok()) return rollback(action.status());
+
+    Pipeline write;
+    if (*action == WriteAction::kPut) {
+      record->key = std::string(key);
+      AddUpsert(write, tenant_id, *record);
+    } else if (*action == WriteAction::kDelete) {
+      write.Add("DELETE FROM idemkey_records WHERE tenant_id = $1 AND key = $2")
+          .Int64(tenant_id)
+          .Bytes(key);
+    }
+    // A cancelled wait for the synchronous standby would commit without
+    // it: COMMIT must never time out.
+    write.Add("SET LOCAL statement_timeout = 0");
+    write.Add("COMMIT");
+    absl::StatusOr<std::vector<Result>> done = c.Run(write);
+    if (!done.ok()) {
+      if (absl::IsFailedPrecondition(done.status())) {
+        return UnknownTenantError(tenant);  // dropped meanwhile
+      }
+      if (absl::IsUnavailable(done.status()) && c.broken()) {
+        return absl::UnavailableError(absl::StrCat(
+            "the write may or may not have been applied (retry it: a "
+            "retried Reserve or Complete is safe): ",
+            done.status().message()));
+      }
+      return done.status();
+    }
+    if (c.warned()) {
+      return absl::UnavailableError(
+          "PostgreSQL warned during COMMIT (a cancelled wait for the "
+          "synchronous standby?): the write may not be replicated; retry it");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::optional<Record>> PostgresBackend::Get(
+    absl::string_view tenant, absl::string_view key,
+    const CallOptions& options) {
+  if (!options.may_wait_for_io) return WouldBlockError();
+  return WithConnection(
+      [&](Connection& c,
+          bool* retryable) -> absl::StatusOr<std::optional<Record>> {
+        *retryable = true;  // a read
+        Pipeline p;
+        p.Add(absl::StrCat("SELECT t.id, ", kRecordColumns,
+                           " FROM idemkey_tenants t LEFT JOIN idemkey_records"
+                           " r ON r.tenant_id = t.id AND r.key = $2"
+                           " WHERE t.name = $1"))
+            .Text(tenant)
+            .Bytes(key);
+        absl::StatusOr<std::vector<Result>> got = c.Run(p);
+        if (!got.ok()) return got.status();
+        const Result& rows = (*got)[0];
+        if (rows.rows() == 0) return UnknownTenantError(tenant);
+        if (rows.IsNull(0, 1)) return std::optional<Record>();
+        absl::StatusOr<Record> r = RecordFromRow(rows, 0, 1);
+        if (!r.ok()) return r.status();
+        return std::optional<Record>(*std::move(r));
+      });
+}
+
+absl::Status PostgresBackend::Scan(absl::string_view tenant,
+                                   absl::string_view prefix,
+                                   absl::string_view start, ScanFn fn) {
+  return WithConnection([&](Connection& c, bool* retryable) -> absl::Status {
+    *retryable = true;
+    Pipeline find;
+    find.Add("SELECT id FROM idemkey_tenants WHERE name = $1").Text(tenant);
+    absl::StatusOr<std::vector<Result>> found = c.Run(find);
+    if (!found.ok()) return found.status();
+    if ((*found)[0].rows() == 0) return UnknownTenantError(tenant);
+    *retryable = false;  // `fn` has seen records: do not show them twice
+    const int64_t tenant_id = (*found)[0].Int64(0, 0);
+    const std::string end = PrefixEnd(prefix);
+    std::string from(std::max(prefix, start));
+    bool first_page = true;
+    for (;;) {
+      Pipeline page;
+      Statement& s = page.Add(absl::StrCat(
+          "SELECT ", kRecordColumns,
+          " FROM idemkey_records r WHERE r.tenant_id = $1 AND r.key ",
+          first_page ? ">=" : ">", " $2", end.empty() ? "" : " AND r.key < $3",
+          " ORDER BY r.key LIMIT 500"));
+      s.Int64(tenant_id).Bytes(from);
+      if (!end.empty()) s.Bytes(end);
+      absl::StatusOr<std::vector<Result>> got = c.Run(page);
+      if (!got.ok()) return got.status();
+      const Result& rows = (*got)[0];
+      for (int i = 0; i < rows.rows(); ++i) {
+        absl::StatusOr<Record> r = RecordFromRow(rows, i, 0);
+        if (!r.ok()) return r.status();
+        from = r->key;
+        if (!fn(*std::move(r))) return absl::OkStatus();
+      }
+      if (rows.rows() < 500) return absl::OkStatus();
+      first_page = false;
+    }
+  });
+}
+
+absl::StatusOr<uint64_t> PostgresBackend::NextFencingToken(
+    const CallOptions& options) {
+  if (drawn_token != nullptr && drawn_token->has_value()) {
+    const uint64_t token = **drawn_token;
+    drawn_token->reset();
+    return token;
+  }
+  if (!options.may_wait_for_io) return WouldBlockError();
+  return WithConnection(
+      [&](Connection& c, bool* retryable) -> absl::StatusOr<uint64_t> {
+        *retryable = true;  // an unused token is no harm
+        Pipeline p;
+        p.Add("SELECT nextval('idemkey_fencing_tokens')");
+        absl::StatusOr<std::vector<Result>> got = c.Run(p);
+        if (!got.ok()) return got.status();
+        return static_cast<uint64_t>((*got)[0].Int64(0, 0));
+      });
+}
+
+absl::StatusOr<TenantInfo> PostgresBackend::CreateTenant(
+    absl::string_view name, const CallOptions& options) {
+  if (!options.may_wait_for_io) return WouldBlockError();
+  const int64_t now_ms = options_.clock->NowMillis();
+  return WithConnection(
+      [&](Connection& c, bool* retryable) -> absl::StatusOr<TenantInfo> {
+        *retryable = true;  // one transaction: all or nothing
+        Pipeline p;
+        p.Add("BEGIN");
+        // Replicas creating tenants at once count one after the other.
+        p.Add("LOCK TABLE idemkey_tenants IN SHARE ROW EXCLUSIVE MODE");
+        p.Add("SELECT count(*) FROM idemkey_tenants");
+        p.Add(
+             "INSERT INTO idemkey_tenants (name, created_ms) "
+             "SELECT $1, $2 WHERE (SELECT count(*) FROM idemkey_tenants) < $3 "
+             "ON CONFLICT (name) DO NOTHING")
+            .Text(name)
+            .Int64(now_ms)
+            .Int64(static_cast<int64_t>(options_.max_tenants));
+        p.Add("SELECT 1 FROM idemkey_tenants WHERE name = $1").Text(name);
+        p.Add("COMMIT");
+        absl::StatusOr<std::vector<Result>> got = c.Run(p);
+        if (!got.ok()) return got.status();
+        if ((*got)[3].affected() == 1) {
+          return TenantInfo{.name = std::string(name), .created_ms = now_ms};
+        }
+        if ((*got)[4].rows() == 1) {
+          return absl::AlreadyExistsError(
+              absl::StrCat("tenant \"", name, "\" already exists"));
+        }
+        return TenantCapError(name, options_.max_tenants);
+      });
+}
+
+absl::Status PostgresBackend::DropTenant(absl::string_view name,
+                                         const CallOptions& options) {
+  if (!options.may_wait_for_io) return WouldBlockError();
+  return WithConnection([&](Connection& c, bool* retryable) -> absl::Status {
+    *retryable = true;
+    Pipeline p;
+    // Its records go with it (ON DELETE CASCADE), in this one transaction:
+    // other tenants' rows are not touched, so their calls go on.
+    p.Add("SET LOCAL statement_timeout = 0");
+    p.Add("DELETE FROM idemkey_tenants WHERE name = $1").Text(name);
+    absl::StatusOr<std::vector<Result>> got = c.Run(p);
+    if (!got.ok()) return got.status();
+    if ((*got)[1].affected() == 0) return UnknownTenantError(name);
+    return absl::OkStatus();
+  });
+}
+
+std::vector<TenantInfo> PostgresBackend::ListTenants() {
+  absl::StatusOr<std::vector<TenantInfo>> tenants = WithConnection(
+      [&](Connection& c,
+          bool* retryable) -> absl::StatusOr<std::vector<TenantInfo>> {
+        *retryable = true;
+        Pipeline p;
+        p.Add("SELECT name, created_ms FROM idemkey_tenants ORDER BY name");
+        absl::StatusOr<std::vector<Result>> got = c.Run(p);
+        if (!got.ok()) return got.status();
+        std::vector<TenantInfo> out;
+        const Result& rows = (*got)[0];
+        for (int i = 0; i < rows.rows(); ++i) {
+          out.push_back({.name = std::string(rows.Bytes(i, 0)),
+                         .created_ms = rows.Int64(i, 1)});
+        }
+        return out;
+      });
+  if (!tenants.ok()) {
+    util::Log(util::LogLevel::kWarning,
+              absl::StrCat("listing tenants: ", tenants.status().message()));
+    return {};
+  }
+  return *std::move(tenants);
+}
+
+absl::StatusOr<BackendStats> PostgresBackend::Stats() {
+  return WithConnection([&](Connection& c,
+                            bool* retryable) -> absl::StatusOr<BackendStats> {
+    *retryable = true;
+    Pipeline p;
+    // Counted while the table is small; past that, a count on every
+    // metrics scrape would cost more than the traffic it reports, and
+    // the planner's estimate for the table is shared out evenly.
+    p.Add(
+        "SELECT greatest(reltuples, 0)::bigint, "
+        "pg_total_relation_size('idemkey_records') FROM pg_class "
+        "WHERE oid = 'idemkey_records'::regclass");
+    p.Add(
+         "SELECT t.name, CASE WHEN (SELECT reltuples FROM pg_class WHERE "
+         "oid = 'idemkey_records'::regclass) < $1 THEN (SELECT count(*) "
+         "FROM idemkey_records r WHERE r.tenant_id = t.id) END "
+         "FROM idemkey_tenants t ORDER BY t.name")
+        .Int64(kCountedStatsRows);
+    absl::StatusOr<std::vector<Result>> got = c.Run(p);
+    if (!got.ok()) return got.status();
+    BackendStats stats;
+    stats.max_tenants = options_.max_tenants;
+    const uint64_t table_rows = static_cast<uint64_t>((*got)[0].Int64(0, 0));
+    const uint64_t table_bytes = static_cast<uint64_t>((*got)[0].Int64(0, 1));
+    const Result& rows = (*got)[1];
+    const auto n = static_cast<uint64_t>(std::max(rows.rows(), 1));
+    for (int i = 0; i < rows.rows(); ++i) {
+      stats.tenants.push_back(
+          {.name = std::string(rows.Bytes(i, 0)),
+           .estimated_records = rows.IsNull(i, 1)
+                                    ? table_rows / n
+                                    : static_cast<uint64_t>(rows.Int64(i, 1)),
+           .disk_bytes = table_bytes / n});
+    }
+    return stats;
+  });
+}
+
+absl::StatusOr<uint64_t> PostgresBackend::DeleteExpired(
+    Connection& c, std::optional<int64_t> tenant_id) {
+  const int64_t now_ms = options_.clock->NowMillis();
+  uint64_t deleted = 0;
+  for (;;) {
+    Pipeline p;
+    // Each batch its own transaction, so no lock is held for long. An
+    // Update that read such a row took it for absent and upserts: deleting
+    // it under the Update changes nothing it decided.
+    Statement& s = p.Add(absl::StrCat(
+        "DELETE FROM idemkey_records WHERE ctid IN (SELECT ctid FROM "
+        "idemkey_records WHERE expires_ms <= $1",
+        tenant_id ? " AND tenant_id = $2" : "", " LIMIT ", kSweepBatch, ")"));
+    s.Int64(now_ms);
+    if (tenant_id) s.Int64(*tenant_id);
+    absl::StatusOr<std::vector<Result>> got = c.Run(p);
+    if (!got.ok()) return got.status();
+    const int64_t batch = (*got)[0].affected();
+    deleted += static_cast<uint64_t>(batch);
+    if (batch < kSweepBatch) return deleted;
+  }
+}
+
+absl::StatusOr<CompactionResult> PostgresBackend::Compact(
+    absl::string_view tenant) {
+  std::optional<int64_t> tenant_id;
+  if (!tenant.empty()) {
+    absl::StatusOr<int64_t> id = WithConnection(
+        [&](Connection& c, bool* retryable) -> absl::StatusOr<int64_t> {
+          *retryable = true;
+          Pipeline p;
+          p.Add("SELECT id FROM idemkey_tenants WHERE name = $1").Text(tenant);
+          absl::StatusOr<std::vector<Result>> got = c.Run(p);
+          if (!got.ok()) return got.status();
+          if ((*got)[0].rows() == 0) return UnknownTenantError(tenant);
+          return (*got)[0].Int64(0, 0);
+        });
+    if (!id.ok()) return id.status();
+    tenant_id = *id;
+  }
+  absl::StatusOr<BackendStats> before = Stats();
+  absl::StatusOr<uint64_t> deleted = WithConnection(
+      [&](Connection& c, bool* retryable) -> absl::StatusOr<uint64_t> {
+        *retryable = true;  // batches done stay done; the rest is redone
+        return DeleteExpired(c, tenant_id);
+      });
+  if (!deleted.ok()) return deleted.status();
+  absl::StatusOr<BackendStats> after = Stats();
+  CompactionResult result;
+  result.tenants = tenant.empty() && before.ok()
+                       ? static_cast<uint32_t>(before->tenants.size())
+                       : 1;
+  // Space inside the table is reused by later rows; the files shrink only
+  // under VACUUM FULL, which would lock every tenant out.
+  auto bytes = [](const absl::StatusOr<BackendStats>& s) {
+    uint64_t total = 0;
+    if (s.ok()) {
+      for (const TenantStats& t : s->tenants) total += t.disk_bytes;
+    }
+    return total;
+  };
+  result.disk_bytes_before = bytes(before);
+  result.disk_bytes_after = bytes(after);
+  result.expired_records_dropped = *deleted;
+  return result;
+}
+
+absl::StatusOr<uint64_t> PostgresBackend::Checkpoint(const std::string&) {
+  return absl::FailedPreconditionError(
+      "the PostgreSQL backend keeps no files of its own: back the database "
+      "up with PostgreSQL's tools (pg_basebackup, or your provider's "
+      "snapshots)");
+}
+
+void PostgresBackend::SweepLoop() {
+  sync::MutexLock lock(&sweeper_mu_);
+  while (!stopping_) {
+    sweeper_wake_.WaitFor(&sweeper_mu_, options_.sweep_interval);
+    if (stopping_) break;
+    sweeper_mu_.Unlock();
+    // One replica sweeps at a time (a session lock, taken and released on
+    // the one connection the sweep runs on); the others skip their turn.
+    absl::Status swept =
+        WithConnection([&](Connection& c, bool* retryable) -> absl::Status {
+          *retryable = true;
+          Pipeline lock;
+          lock.Add("SELECT pg_try_advisory_lock($1)").Int64(kSweepLock);
+          absl::StatusOr<std::vector<Result>> got = c.Run(lock);
+          if (!got.ok()) return got.status();
+          if ((*got)[0].Bytes(0, 0) != absl::string_view("\1", 1)) {
+            return absl::OkStatus();
+          }
+          absl::Status s = DeleteExpired(c, std::nullopt).status();
+          Pipeline unlock;
+          unlock.Add("SELECT pg_advisory_unlock($1)").Int64(kSweepLock);
+          absl::Status unlocked = c.Run(unlock).status();
+          return s.ok() ? unlocked : s;
+        });
+    if (!swept.ok()) {
+      util::Log(util::LogLevel::kWarning,
+                absl::StrCat("expiry sweep: ", swept.message()));
+    }
+    sweeper_mu_.Lock();
+  }
+}
+
+}  // namespace idemkey::store

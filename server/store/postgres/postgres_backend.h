@@ -1,0 +1,139 @@
+// postgres_backend.h — a Backend over PostgreSQL, for several stateless
+// idemkeyd replicas in front of one (replicated) database.
+//
+// Layout (schema.h): one table of tenants, one of records keyed by
+// (tenant_id, key), one sequence of fencing tokens. The database is the
+// only state: any replica answers for any key, and a replica may die or
+// restart at any time.
+//
+// Atomic read-modify-write (Backend guarantee 1), in two round trips:
+//   1. BEGIN; pg_advisory_xact_lock(hash(tenant, key)); read the record
+//      (and its tenant); nextval() of the token sequence
+//   2. the decision's INSERT .. ON CONFLICT DO UPDATE or DELETE; COMMIT
+// The advisory lock serializes every Update of one key on every replica,
+// also while the record does not exist yet (a row lock could not), so two
+// replicas never both see "absent" and both make an OWNER. The token is
+// drawn under that lock, so each key's tokens grow whichever replica draws
+// them (guarantee 3; a sequence never repeats, and commits of the tokens
+// it hands out reach the standby with the record). Updates that need no
+// token waste one; tokens are 64-bit.
+//
+// Durability (guarantee 2): every session runs synchronous_commit=on, so
+// Update returns only once PostgreSQL has committed (and, with synchronous
+// replication, the standby has the commit); WhenDurable has nothing to wait
+// for. COMMIT runs with no statement timeout, because a cancelled wait for
+// the synchronous standby commits locally without the standby, and a
+// WARNING during the COMMIT (which is how PostgreSQL says so) fails the
+// call UNAVAILABLE instead of acknowledging it. A connection lost during a
+// COMMIT answers UNAVAILABLE too: the write may or may not have happened,
+// and the client's retry is safe (the same attempt_id owns again; a
+// Complete with its token is OK again).
+//
+// Every call waits for the network: with CallOptions::may_wait_for_io false
+// each returns WouldBlockError() at once, and idemkeyd runs it on a store
+// thread. Expired records are absent on read (KeyStore); their rows go in
+// the background sweep (`sweep_interval`) or in Compact.
+//
+// Thread-safe (Backend's contract).
+//
+//   PostgresOptions options;
+//   options.dsn = "host=db1,db2 dbname=idemkey
+//   target_session_attrs=read-write";
+//   absl::StatusOr<std::unique_ptr<PostgresBackend>> backend =
+//       PostgresBackend::Open(options);
+
+#ifndef IDEMKEY_SERVER_STORE_POSTGRES_POSTGRES_BACKEND_H_
+#define IDEMKEY_SERVER_STORE_POSTGRES_POSTGRES_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "idemkey/sync/mutex.h"
+#include "server/store/backend.h"
+#include "server/store/clock.h"
+#include "server/store/postgres/connection_pool.h"
+
+namespace idemkey::store {
+
+struct PostgresOptions {
+  // libpq connection string or URI. Give every host of a replicated cluster
+  // and target_session_attrs=read-write, so connections follow a failover.
+  std::string dsn;
+  // Connections at most, shared by the store threads.
+  size_t pool_size = 16;
+  // statement_timeout and lock_timeout of every statement but COMMIT.
+  absl::Duration statement_timeout = absl::Seconds(5);
+  // CreateTenant refuses past this many tenants.
+  size_t max_tenants = 1000;
+  // How often one replica (an advisory lock picks it) deletes expired rows;
+  // zero: never in the background (Compact still does).
+  absl::Duration sweep_interval = absl::Minutes(1);
+  // Not owned; must outlive the backend.
+  const Clock* clock = SystemClock::Get();
+};
+
+class PostgresBackend final : public Backend {
+ public:
+  // Connects and migrates the schema (schema.h). UNAVAILABLE when
+  // PostgreSQL cannot be reached, FAILED_PRECONDITION when its schema is
+  // newer than this binary.
+  static absl::StatusOr<std::unique_ptr<PostgresBackend>> Open(
+      const PostgresOptions& options);
+
+  // Stops the sweeper; the connections close.
+  ~PostgresBackend() override;
+
+  absl::Status Update(absl::string_view tenant, absl::string_view key,
+                      const CallOptions& options, UpdateFn fn) override;
+  absl::StatusOr<std::optional<Record>> Get(
+      absl::string_view tenant, absl::string_view key,
+      const CallOptions& options) override;
+  absl::Status Scan(absl::string_view tenant, absl::string_view prefix,
+                    absl::string_view start, ScanFn fn) override;
+  absl::StatusOr<uint64_t> NextFencingToken(
+      const CallOptions& options) override;
+  absl::StatusOr<TenantInfo> CreateTenant(absl::string_view name,
+                                          const CallOptions& options) override;
+  absl::Status DropTenant(absl::string_view name,
+                          const CallOptions& options) override;
+  std::vector<TenantInfo> ListTenants() override;
+  absl::StatusOr<BackendStats> Stats() override;
+  // Deletes the expired rows now, in batches (other calls go on).
+  absl::StatusOr<CompactionResult> Compact(absl::string_view tenant) override;
+  // FAILED_PRECONDITION: back up PostgreSQL with its own tools.
+  absl::StatusOr<uint64_t> Checkpoint(const std::string& dir) override;
+
+ private:
+  explicit PostgresBackend(const PostgresOptions& options);
+  // Runs `work` on a borrowed connection; when the connection turns out
+  // lost before anything was sent that could have changed the database
+  // (`work` returns a status with *retryable set), runs it once more on a
+  // new connection.
+  template <typename Work>
+  auto WithConnection(Work work)
+      -> decltype(work(std::declval<postgres::Connection&>(),
+                       std::declval<bool*>()));
+  // Deletes expired rows of `tenant_id` (every tenant when nullopt) on `c`;
+  // returns how many.
+  absl::StatusOr<uint64_t> DeleteExpired(postgres::Connection& c,
+                                         std::optional<int64_t> tenant_id);
+  void SweepLoop();
+
+  const PostgresOptions options_;
+  postgres::ConnectionPool pool_;
+
+  sync::Mutex sweeper_mu_;
+  sync::CondVar sweeper_wake_;
+  bool stopping_ ABSL_GUARDED_BY(sweeper_mu_) = false;
+  std::thread sweeper_;
+};
+
+}  // namespace idemkey::store
+
+#endif  // IDEMKEY_SERVER_STORE_POSTGRES_POSTGRES_BACKEND_H_

@@ -1,0 +1,33 @@
+// test_postgres.h — the PostgreSQL server of a test run, when there is one.
+//
+// The pg.* copies of the e2e suite run with IDEMKEY_TEST_POSTGRES_DSN_FILE
+// naming a file that holds the libpq DSN of a real PostgreSQL server, which
+// a CTest fixture (support/postgres_server.py) started for the run. There,
+// every IdemkeydProcess runs with --backend=postgres on a database of its
+// own (one per data directory, so a restart finds its records again).
+//
+//   if (UsingPostgres()) GTEST_SKIP() << "about RocksDB's files";
+//   absl::StatusOr<std::string> dsn = TestDatabaseDsn(dir.path() + "/data");
+
+#ifndef IDEMKEY_TESTS_SUPPORT_TEST_POSTGRES_H_
+#define IDEMKEY_TESTS_SUPPORT_TEST_POSTGRES_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace idemkey::testing {
+
+// Whether this run's servers use PostgreSQL.
+bool UsingPostgres();
+
+// The DSN of the database that belongs to `data_dir`, created if absent.
+absl::StatusOr<std::string> TestDatabaseDsn(const std::string& data_dir);
+
+// Runs `sql` on the database of `dsn` (for tests that look under the
+// service); the error text if it failed.
+absl::Status ExecSql(const std::string& dsn, const std::string& sql);
+
+}  // namespace idemkey::testing
+
+#endif  // IDEMKEY_TESTS_SUPPORT_TEST_POSTGRES_H_
