@@ -108,6 +108,45 @@ TEST(PostgresStartupTest, SchemaNewerThanTheBinaryIsRefused) {
       << r.output;
 }
 
+// Expired records are absent at once (KeyStore); the background sweep then
+// deletes their rows, and only theirs.
+TEST(PostgresExpiryTest, SweepDeletesExpiredRowsOnly) {
+  SKIP_UNLESS_POSTGRES();
+  TempDir dir;
+  IdemkeydProcess server(dir.path() + "/data",
+                         {"--min_ttl=1s", "--postgres_sweep_interval=1s"});
+  ASSERT_TRUE(server.Start());
+  TestClient client(server.NewChannel());
+  for (const std::string key : {"short-1", "short-2", "kept"}) {
+    auto req = ReserveReq("acme", key, "body", "a");
+    req.mutable_ttl()->set_seconds(key == "kept" ? 3600 : 1);
+    auto r = client.Reserve(req);
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    ASSERT_TRUE(
+        client
+            .Complete("acme", key, r.reply.fencing_token(), SampleResponse(key))
+            .status.ok());
+  }
+  absl::StatusOr<std::string> dsn = TestDatabaseDsn(dir.path() + "/data");
+  ASSERT_TRUE(dsn.ok()) << dsn.status();
+  const std::string only_kept_left =
+      "DO $$ BEGIN IF (SELECT array_agg(convert_from(key, 'UTF8')) FROM "
+      "idemkey_records) IS DISTINCT FROM ARRAY['kept'] THEN RAISE EXCEPTION "
+      "'rows: %', (SELECT array_agg(convert_from(key, 'UTF8')) FROM "
+      "idemkey_records); END IF; END $$";
+  absl::Status swept = ExecSql(*dsn, only_kept_left);
+  EXPECT_FALSE(swept.ok()) << "nothing had expired yet";
+  for (int i = 0; i < 100 && !swept.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    swept = ExecSql(*dsn, only_kept_left);
+  }
+  EXPECT_TRUE(swept.ok()) << swept;
+  EXPECT_EQ(client.Lookup("acme", "short-1").status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(client.Lookup("acme", "kept").status.ok());
+  ASSERT_TRUE(server.Stop());
+}
+
 // Three replicas behind one client (round_robin over their addresses); each
 // is stopped (SIGTERM, drained) and started again in turn while 16 threads
 // Reserve and Complete: not one call may fail, and every acknowledged write

@@ -495,11 +495,13 @@ absl::StatusOr<uint64_t> PostgresBackend::Checkpoint(const std::string&) {
 }
 
 void PostgresBackend::SweepLoop() {
-  sync::MutexLock lock(&sweeper_mu_);
-  while (!stopping_) {
-    sweeper_wake_.WaitFor(&sweeper_mu_, options_.sweep_interval);
-    if (stopping_) break;
-    sweeper_mu_.Unlock();
+  for (;;) {
+    {
+      sync::MutexLock lock(&sweeper_mu_);
+      if (!stopping_)
+        sweeper_wake_.WaitFor(&sweeper_mu_, options_.sweep_interval);
+      if (stopping_) return;
+    }
     // One replica sweeps at a time (a session lock, taken and released on
     // the one connection the sweep runs on); the others skip their turn.
     absl::Status swept =
@@ -522,7 +524,6 @@ void PostgresBackend::SweepLoop() {
       util::Log(util::LogLevel::kWarning,
                 absl::StrCat("expiry sweep: ", swept.message()));
     }
-    sweeper_mu_.Lock();
   }
 }
 
