@@ -21,7 +21,7 @@ PACKAGES=(
   librocksdb-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   # the PostgreSQL backend (libpq), and the servers its tests run: one
   # PostgreSQL 15, and three under Patroni with etcd for the failover suite
-  libpq-dev postgresql patroni etcd-server
+  libpq-dev postgresql patroni etcd-server python3-psycopg2
   libcpp-httplib-dev openssl
   systemd python3-yaml
   clang libclang-rt-14-dev

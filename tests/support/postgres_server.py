@@ -158,6 +158,20 @@ def remove_if_present(path):
         pass
 
 
+def remove_shared_memory(data_dir):
+    """Removes the System V segment of the killed postmaster whose
+    postmaster.pid is still in data_dir: a postmaster that does not exit
+    cleanly leaves it (a restart on the same directory would reuse it, but
+    this directory is going away)."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid")) as f:
+            shmid = f.read().splitlines()[6].split()[1]
+    except (FileNotFoundError, IndexError):
+        return
+    subprocess.run(["ipcrm", "-m", shmid], stdin=subprocess.DEVNULL,
+                   capture_output=True)
+
+
 def conninfo(port, dbname="postgres"):
     return "host=127.0.0.1 port={} user=postgres dbname={}".format(port, dbname)
 
@@ -262,6 +276,7 @@ def stop(data_dir, timeout=60):
             if not wait_gone(pid, 10):
                 os.kill(pid, signal.SIGKILL)
                 wait_gone(pid, 10)
+            remove_shared_memory(data_dir)
             print("postgres_server.py: {} did not stop within {} s; killed".format(
                 pid, timeout), file=sys.stderr)
     shutil.rmtree(data_dir)
