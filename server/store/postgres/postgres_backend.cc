@@ -317,7 +317,6 @@ absl::StatusOr<TenantInfo> PostgresBackend::CreateTenant(
         p.Add("BEGIN");
         // Replicas creating tenants at once count one after the other.
         p.Add("LOCK TABLE idemkey_tenants IN SHARE ROW EXCLUSIVE MODE");
-        p.Add("SELECT count(*) FROM idemkey_tenants");
         p.Add(
              "INSERT INTO idemkey_tenants (name, created_ms) "
              "SELECT $1, $2 WHERE (SELECT count(*) FROM idemkey_tenants) < $3 "
@@ -329,10 +328,10 @@ absl::StatusOr<TenantInfo> PostgresBackend::CreateTenant(
         p.Add("COMMIT");
         absl::StatusOr<std::vector<Result>> got = c.Run(p);
         if (!got.ok()) return got.status();
-        if ((*got)[3].affected() == 1) {
+        if ((*got)[2].affected() == 1) {
           return TenantInfo{.name = std::string(name), .created_ms = now_ms};
         }
-        if ((*got)[4].rows() == 1) {
+        if ((*got)[3].rows() == 1) {
           return absl::AlreadyExistsError(
               absl::StrCat("tenant \"", name, "\" already exists"));
         }
@@ -348,11 +347,13 @@ absl::Status PostgresBackend::DropTenant(absl::string_view name,
     Pipeline p;
     // Its records go with it (ON DELETE CASCADE), in this one transaction:
     // other tenants' rows are not touched, so their calls go on.
-    p.Add("SET LOCAL statement_timeout = 0");
+    p.Add("BEGIN");
+    p.Add("SET LOCAL statement_timeout = 0");  // however many rows it has
     p.Add("DELETE FROM idemkey_tenants WHERE name = $1").Text(name);
+    p.Add("COMMIT");
     absl::StatusOr<std::vector<Result>> got = c.Run(p);
     if (!got.ok()) return got.status();
-    if ((*got)[1].affected() == 0) return UnknownTenantError(name);
+    if ((*got)[2].affected() == 0) return UnknownTenantError(name);
     return absl::OkStatus();
   });
 }
