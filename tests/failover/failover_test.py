@@ -552,9 +552,12 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)
     work_dir = tempfile.mkdtemp(prefix="idemkey-failover-")
-    ok = False
+    # The logs are kept when something went wrong, which with --inject_loss
+    # a single reported loss has not.
+    expected = False
     try:
         ok = run(args, work_dir)
+        expected = ok or args.inject_loss
         return 0 if ok else 1
     except SetupError as e:
         print("failover: setup failed: {}".format(e), file=sys.stderr)
@@ -563,7 +566,7 @@ def main():
         print("failover: FAIL: {}".format(e), file=sys.stderr)
         return 1
     finally:
-        if ok and not args.keep_logs:
+        if expected and not args.keep_logs:
             shutil.rmtree(work_dir)
         else:
             print("failover: logs kept in " + work_dir, file=sys.stderr)

@@ -11,7 +11,8 @@
 
 By hand: `patroni_cluster.py up` runs a cluster until Ctrl-C (it prints the
 DSN and the nodes); `patroni_cluster.py down [--dir DIR]` kills what an `up`
-or a test that was itself killed -9 left behind.
+or a test that was itself killed -9 left behind. Patroni and etcd die with
+the harness (PR_SET_PDEATHSIG); SIGTERM and SIGHUP unwind it through stop().
 
 Everything listens on 127.0.0.1, on ports outside the kernel's ephemeral
 range, with the unix sockets in the cluster's temporary directory. The DCS
@@ -105,23 +106,30 @@ def proc_table():
     return table
 
 
-def cmdline_mentions(pid, text):
+def serves(pid, marker):
+    """Whether pid is PostgreSQL, Patroni or etcd with marker (a directory of
+    the cluster) in its command line. Only these programs: a shell or a
+    `tail -f` of a node's log mentions the directory too."""
     try:
+        exe = os.readlink("/proc/{}/exe".format(pid))
         with open("/proc/{}/cmdline".format(pid), "rb") as f:
-            return text.encode() in f.read()
-    except (FileNotFoundError, ProcessLookupError):
+            argv = f.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
+    ours = exe.startswith(PG_BIN + "/") or exe == "/usr/bin/etcd" or \
+        argv[1:2] == [b"/usr/bin/patroni"]
+    return ours and any(marker.encode() in arg for arg in argv)
 
 
 def kill_all_at_once(roots, marker):
-    """SIGKILLs roots, every process whose command line contains marker (a
-    node's directory: its postmaster, pg_rewind, pg_basebackup, initdb) and
-    all their descendants, as one instant: each is SIGSTOPped as it is found
-    so that nothing forks or writes between the first kill and the last.
-    Returns the pids killed."""
+    """SIGKILLs roots, every program of the cluster whose command line names
+    marker (a node's directory: its postmaster, pg_rewind, pg_basebackup,
+    initdb, Patroni) and all their descendants, as one instant: each is
+    SIGSTOPped as it is found, so nothing forks or writes between the first
+    kill and the last. Returns the pids killed."""
     table = proc_table()
     found = {p for p in roots if p in table}
-    found |= {p for p in table if p != os.getpid() and cmdline_mentions(p, marker)}
+    found |= {p for p in table if serves(p, marker)}
     stopped = set()
     while found - stopped:
         for pid in found - stopped:
@@ -165,7 +173,7 @@ class Reaper:
 
     def _run(self):
         me = os.getpid()
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.1):
             for pid, (ppid, state, comm) in proc_table().items():
                 if ppid != me or state != "Z":
                     continue
@@ -230,6 +238,13 @@ class PatroniCluster:
         self.etcd = None
         self.killed_at = {}  # node name -> time.monotonic() of its kill
         self.reaper = Reaper()
+        # A test stopped by SIGTERM or SIGHUP (ctest's timeout, a closed
+        # terminal) unwinds through stop() as on Ctrl-C instead of dying
+        # with the servers left running.
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(sig) == signal.SIG_DFL:
+                    signal.signal(sig, signal.default_int_handler)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -657,9 +672,6 @@ def main():
             down(base_dir)
             print("removed", base_dir)
         return 0
-    # SIGTERM and SIGHUP unwind like Ctrl-C, through the cluster's stop().
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
     with PatroniCluster(ttl=args.ttl, loop_wait=args.loop_wait,
                         retry_timeout=args.retry_timeout) as cluster:
         print("dir:    ", cluster.base_dir)
