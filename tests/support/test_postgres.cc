@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -54,12 +55,10 @@ absl::Status ExecSql(const std::string& dsn, const std::string& sql) {
 absl::StatusOr<std::string> TestDatabaseDsn(const std::string& data_dir) {
   absl::StatusOr<std::string> server = ServerDsn();
   if (!server.ok()) return server.status();
-  uint64_t h = 14695981039346656037ull;  // FNV-1a: a name per directory
-  for (unsigned char c : data_dir) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  const std::string db = absl::StrCat("e2e_", absl::Hex(h));
+  // A name per directory; std::hash is stable within the test process,
+  // which is all a restart on the same directory needs.
+  const std::string db =
+      absl::StrCat("e2e_", absl::Hex(std::hash<std::string>()(data_dir)));
   absl::Status created = ExecSql(*server, absl::StrCat("CREATE DATABASE ", db));
   if (!created.ok() &&
       !absl::StrContains(created.message(), "already exists")) {
