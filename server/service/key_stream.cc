@@ -14,7 +14,6 @@ namespace idemkey::service {
 namespace {
 
 using idemkey::v1::BatchOp;
-using idemkey::v1::BatchResult;
 using idemkey::v1::StreamOp;
 using idemkey::v1::StreamResult;
 
@@ -37,12 +36,6 @@ absl::string_view MethodOf(const BatchOp& op) {
   return "";
 }
 
-void SetError(const absl::Status& s, BatchResult* result) {
-  result->clear_response();
-  result->set_code(static_cast<int32_t>(s.code()));
-  result->set_message(std::string(s.message()));
-}
-
 }  // namespace
 
 KeyStream::KeyStream(store::KeyStore* store, util::ThreadPool* pool,
@@ -55,7 +48,16 @@ KeyStream::KeyStream(store::KeyStore* store, util::ThreadPool* pool,
       metrics_(metrics),
       on_end_(std::move(on_end)) {}
 
-void KeyStream::StartReading() { StartRead(&read_); }
+void KeyStream::StartReading() {
+  StartRead(&read_);
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    --admitting_;  // the constructor's: the first read is started
+    step = NextStepLocked();
+  }
+  Take(step);
+}
 
 void KeyStream::OnReadDone(bool ok) {
   if (!ok || read_.ops_size() > api::kMaxBatchOps) {
@@ -77,20 +79,30 @@ void KeyStream::OnReadDone(bool ok) {
   }
   {
     absl::MutexLock lock(&mu_);
-    admitting_ = true;  // no Finish while this read's ops are admitted
+    // gRPC may complete a read that was pending when the stream finished
+    // (a drain): its ops are not applied, and the client, told UNAVAILABLE,
+    // resends them. Nothing may be started on a finished stream.
+    if (finished_) return;
+    ++admitting_;  // no Finish while this read's ops are admitted
   }
   const absl::Time read_at = absl::Now();
   for (StreamOp& op : *read_.mutable_ops()) Start(std::move(op), read_at);
   read_.Clear();
-  Step step;
   bool read_again;
   {
     absl::MutexLock lock(&mu_);
-    admitting_ = false;
     read_again = !draining_;
+  }
+  // Still admitting: a Drain now cannot Finish (and delete) the stream
+  // before this read is started. The next OnReadDone may run on another
+  // thread before StartRead returns, hence a count.
+  if (read_again) StartRead(&read_);
+  Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    --admitting_;
     step = NextStepLocked();
   }
-  if (read_again) StartRead(&read_);
   Take(step);
 }
 
@@ -122,13 +134,14 @@ void KeyStream::Start(StreamOp op, absl::Time read_at) {
         store_->WhenDurable([this, s = std::move(s), request, result,
                              read_at](absl::Status durable) mutable {
           s = AfterDurable(std::move(s), durable);
-          if (!s.ok()) SetError(s, result->mutable_result());
+          if (!s.ok()) api::SetOpError(s, result->mutable_result());
           Deliver(std::move(*result), request->op(), read_at);
         });
       },
       [this, request, result, read_at] {
-        SetError(absl::UnavailableError("idemkeyd is shutting down; retry"),
-                 result->mutable_result());
+        api::SetOpError(
+            absl::UnavailableError("idemkeyd is shutting down; retry"),
+            result->mutable_result());
         Deliver(std::move(*result), request->op(), read_at);
       });
 }
@@ -143,11 +156,12 @@ bool KeyStream::Admit(uint64_t id) {
     }
     StreamResult* refused = outbox_.add_results();
     refused->set_id(id);
-    SetError(absl::InvalidArgumentError(absl::StrCat(
-                 "op id ", id,
-                 " is already in flight on this stream; ids of ops awaiting "
-                 "an answer must differ")),
-             refused->mutable_result());
+    api::SetOpError(
+        absl::InvalidArgumentError(absl::StrCat(
+            "op id ", id,
+            " is already in flight on this stream; ids of ops awaiting "
+            "an answer must differ")),
+        refused->mutable_result());
     step = NextStepLocked();
   }
   Take(step);
@@ -235,7 +249,7 @@ KeyStream::Step KeyStream::NextStepLocked() {
     writing_.Swap(&outbox_);
     return Step{.action = Step::kWrite, .status = grpc::Status()};
   }
-  if ((reads_done_ || draining_) && ops_in_flight_ == 0 && !admitting_) {
+  if ((reads_done_ || draining_) && ops_in_flight_ == 0 && admitting_ == 0) {
     finished_ = true;
     grpc::Status status = end_status_;
     if (broken_) {

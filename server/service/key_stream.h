@@ -17,7 +17,8 @@
 // The stream ends OK once the client half-closed and every op read is
 // answered. Drain (idemkeyd stopping) ends it UNAVAILABLE as soon as the ops
 // read so far are answered, so that a stream does not hold a stopping
-// idemkeyd until its --drain_timeout; the client resends elsewhere. A write
+// idemkeyd until its --drain_timeout; the client resends elsewhere (ops in
+// a message that gRPC hands over after the end are not applied). A write
 // that fails (the client went away) drops every later result; ops already
 // applied stay applied, as with a unary call whose answer was lost.
 //
@@ -125,8 +126,11 @@ class KeyStream final
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // a write failed
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  // OnReadDone is starting the ops it read: the stream may not finish yet.
-  bool admitting_ ABSL_GUARDED_BY(mu_) = false;
+  // Reads whose ops are being started, or whose next read is not started
+  // yet (the first read counts from the constructor to StartReading): while
+  // any, the stream may not finish, as a StartRead after Finish would touch
+  // a deleted reactor.
+  int admitting_ ABSL_GUARDED_BY(mu_) = 1;
   bool done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone ran
   int holds_ ABSL_GUARDED_BY(mu_) = 0;
   // The stream's status once everything is answered: OK, or the client's

@@ -301,5 +301,50 @@ TEST_F(StreamDrainTest, StopEndsOpenStreamsWithoutWaitingForTheDrainTimeout) {
   EXPECT_TRUE(last.ok()) << last;
 }
 
+// A stop that lands while streams are busy reading (one op per message, so
+// a read ends every few microseconds) ends each stream between two reads
+// and exits 0: no read is started on a stream that has finished. Several
+// rounds, as the window is a few instructions wide.
+TEST_F(StreamDrainTest, StopWhileStreamsKeepReadingExitsCleanly) {
+  constexpr int kRounds = 6;
+  constexpr int kStreams = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    std::atomic<int64_t> answered{0};
+    std::vector<std::thread> threads;
+    for (int s = 0; s < kStreams; ++s) {
+      threads.emplace_back([&, s] {
+        auto stub = idemkey::v1::KeyService::NewStub(server().NewChannel());
+        grpc::ClientContext ctx;
+        auto stream = stub->Stream(&ctx);
+        std::thread reader([&] {
+          StreamResponse response;
+          while (stream->Read(&response)) answered += response.results_size();
+        });
+        for (uint64_t id = 1;; ++id) {
+          StreamRequest request;
+          auto* op = request.add_ops();
+          op->set_id(id);
+          op->mutable_op()->mutable_lookup()->set_tenant("acme");
+          op->mutable_op()->mutable_lookup()->set_key(
+              absl::StrCat("absent-", s, "-", id));
+          if (!stream->Write(request)) break;
+        }
+        ctx.TryCancel();  // the server ended the stream: stop reading
+        reader.join();
+        (void)stream->Finish();
+      });
+    }
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    while (answered.load() < 2000 && absl::Now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_GE(answered.load(), 2000) << "the streams were not answered";
+    StopServer();
+    for (auto& t : threads) t.join();
+    StartAgain();
+  }
+}
+
 }  // namespace
 }  // namespace idemkey::testing

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -47,17 +48,28 @@ pid_t SpawnProcess(const std::vector<std::string>& args,
 
 namespace {
 
-// Waits up to `timeout` for `pid` to exit; its exit code, or -1 on signal
-// death, or nullopt if it still runs.
+// Waits up to `timeout` for `pid` to exit; its wait status, or nullopt if
+// it still runs.
 std::optional<int> WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     int status = 0;
     const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (r == pid) return status;
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+// How a process with wait status `status` ended, for a failure message: a
+// crash names its signal, so that it is not taken for an exit code.
+std::string HowItEnded(int status) {
+  if (WIFEXITED(status)) {
+    return "exited with " + std::to_string(WEXITSTATUS(status));
+  }
+  const int sig = WTERMSIG(status);
+  return "was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) +
+         ")";
 }
 
 }  // namespace
@@ -109,11 +121,11 @@ IdemkeydProcess::~IdemkeydProcess() {
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (std::optional<int> code =
+    if (std::optional<int> status =
             WaitExit(pid_, std::chrono::milliseconds(0))) {
       pid_ = -1;
       return ::testing::AssertionFailure()
-             << "idemkeyd exited with " << *code << " at start:\n"
+             << "idemkeyd " << HowItEnded(*status) << " at start:\n"
              << Log();
     }
     const std::string port = ReadFile(port_file_);
@@ -132,16 +144,16 @@ IdemkeydProcess::~IdemkeydProcess() {
 ::testing::AssertionResult IdemkeydProcess::Stop() {
   if (!running()) return ::testing::AssertionFailure() << "not running";
   kill(pid_, SIGTERM);
-  std::optional<int> code = WaitExit(pid_, std::chrono::seconds(60));
-  if (!code) {
+  std::optional<int> status = WaitExit(pid_, std::chrono::seconds(60));
+  if (!status) {
     Kill9();
     return ::testing::AssertionFailure() << "idemkeyd ignored SIGTERM:\n"
                                          << Log();
   }
   pid_ = -1;
-  if (*code != 0) {
+  if (*status != 0) {
     return ::testing::AssertionFailure()
-           << "idemkeyd exited with " << *code << " after SIGTERM:\n"
+           << "idemkeyd " << HowItEnded(*status) << " after SIGTERM:\n"
            << Log();
   }
   return ::testing::AssertionSuccess();
@@ -180,13 +192,13 @@ CommandResult RunIdemkeyd(const std::vector<std::string>& args,
   argv.insert(argv.end(), args.begin(), args.end());
   const pid_t pid = SpawnProcess(argv, log_path);
   CommandResult result;
-  std::optional<int> code =
+  std::optional<int> status =
       WaitExit(pid, std::chrono::seconds(timeout_seconds));
-  if (!code) {
+  if (!status) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
   }
-  result.exit_code = code.value_or(-1);
+  result.exit_code = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
   result.output = ReadFile(log_path);
   unlink(log_path);
   return result;
