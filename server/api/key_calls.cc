@@ -3,7 +3,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
 
 namespace idemkey::api {
@@ -133,29 +132,29 @@ absl::Status Lookup(store::KeyStore& store,
   return absl::OkStatus();
 }
 
-absl::Status Batch(store::KeyStore& store,
-                   const idemkey::v1::BatchRequest& request,
-                   AuthorizeTenant authorize, MayCreateTenant may_create,
-                   idemkey::v1::BatchResponse* response,
-                   const store::CallOptions& options) {
-  if (request.ops_size() > kMaxBatchOps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a batch carries at most ", kMaxBatchOps, " ops, not ",
-                     request.ops_size(), "; split it"));
+void SetOpError(const absl::Status& s, idemkey::v1::BatchResult* result) {
+  result->clear_response();
+  result->set_code(static_cast<int32_t>(s.code()));
+  result->set_message(std::string(s.message()));
+}
+
+std::pair<absl::string_view, absl::string_view> RecordOf(
+    const idemkey::v1::BatchOp& op) {
+  switch (op.call_case()) {
+    case idemkey::v1::BatchOp::kReserve:
+      return {op.reserve().tenant(), op.reserve().key()};
+    case idemkey::v1::BatchOp::kComplete:
+      return {op.complete().tenant(), op.complete().key()};
+    case idemkey::v1::BatchOp::kRelease:
+      return {op.release().tenant(), op.release().key()};
+    case idemkey::v1::BatchOp::kHeartbeat:
+      return {op.heartbeat().tenant(), op.heartbeat().key()};
+    case idemkey::v1::BatchOp::kLookup:
+      return {op.lookup().tenant(), op.lookup().key()};
+    case idemkey::v1::BatchOp::CALL_NOT_SET:
+      break;
   }
-  for (int i = response->results_size(); i < request.ops_size(); ++i) {
-    idemkey::v1::BatchResult result;
-    absl::Status s =
-        RunOp(store, request.ops(i), authorize, may_create, &result, options);
-    if (store::IsWouldBlock(s)) return s;  // resumes at this op
-    if (!s.ok()) {
-      result.clear_response();
-      result.set_code(static_cast<int32_t>(s.code()));
-      result.set_message(std::string(s.message()));
-    }
-    response->add_results()->Swap(&result);
-  }
-  return absl::OkStatus();
+  return {};
 }
 
 }  // namespace idemkey::api

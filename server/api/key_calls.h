@@ -18,6 +18,8 @@
 #ifndef IDEMKEY_SERVER_API_KEY_CALLS_H_
 #define IDEMKEY_SERVER_API_KEY_CALLS_H_
 
+#include <utility>
+
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -65,18 +67,13 @@ absl::Status RunOp(store::KeyStore& store, const idemkey::v1::BatchOp& op,
                    idemkey::v1::BatchResult* result,
                    const store::CallOptions& options = {});
 
-// Each op of `request`, authorized and applied exactly as its own call
-// would be, in order, its result (or error) appended to `response`.
-//
-// Resumable: when an op answers WouldBlockError, Batch returns it with the
-// ops before it answered in `response`; called again with the same
-// `response` it goes on from the first op without a result, so every op
-// runs once. The call itself fails only for a malformed batch.
-absl::Status Batch(store::KeyStore& store,
-                   const idemkey::v1::BatchRequest& request,
-                   AuthorizeTenant authorize, MayCreateTenant may_create,
-                   idemkey::v1::BatchResponse* response,
-                   const store::CallOptions& options = {});
+// `s`, an op's error, as its result: the code and message, no response.
+void SetOpError(const absl::Status& s, idemkey::v1::BatchResult* result);
+
+// The record an op touches, as (tenant, key); empty for an op with no call.
+// Views into `op`.
+std::pair<absl::string_view, absl::string_view> RecordOf(
+    const idemkey::v1::BatchOp& op);
 
 }  // namespace idemkey::api
 

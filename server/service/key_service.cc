@@ -5,6 +5,7 @@
 #include "absl/time/clock.h"
 #include "server/api/key_calls.h"
 #include "server/service/authorized.h"
+#include "server/service/batch_run.h"
 #include "server/service/key_stream.h"
 #include "server/service/store_call.h"
 #include "server/service/tenant_cap_note.h"
@@ -89,18 +90,23 @@ grpc::ServerUnaryReactor* KeyServiceImpl::Ping(
 grpc::ServerUnaryReactor* KeyServiceImpl::Batch(
     grpc::CallbackServerContext* ctx, const idemkey::v1::BatchRequest* req,
     idemkey::v1::BatchResponse* resp) {
-  return StartStoreCall(
-      ctx, pool_, store_,
-      [this, ctx, req, resp](const store::CallOptions& options) {
-        auto authorize = [&](absl::string_view tenant) {
-          return auth_->ForTenant(ctx->client_metadata(), tenant);
-        };
-        auto may_create = [&](absl::string_view tenant) {
-          return MayCreateTenant(ctx, tenant);
-        };
-        // Resumes where a run refused for I/O left off (store_call.h).
-        return api::Batch(*store_, *req, authorize, may_create, resp, options);
-      });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RunBatch(store_, pool_, *req, resp,
+           BatchCallbacks{
+               .authorize =
+                   [this, ctx](absl::string_view tenant) {
+                     return auth_->ForTenant(ctx->client_metadata(), tenant);
+                   },
+               .may_create =
+                   [this, ctx](absl::string_view tenant) {
+                     return MayCreateTenant(ctx, tenant);
+                   },
+               .done =
+                   [this, reactor](absl::Status s) {
+                     internal::FinishWhenDurable(reactor, store_, std::move(s));
+                   },
+           });
+  return reactor;
 }
 
 grpc::ServerBidiReactor<idemkey::v1::StreamRequest,

@@ -20,10 +20,10 @@
 // The rerun contract: `work` may run twice, and the second run starts from
 // the beginning. A run that answers WouldBlockError has changed nothing in
 // the store (call_options.h), but it may have filled part of the response:
-// `work` must either fill the response only on success, or resume from what
-// the first run left there (api::Batch resumes at the first op without a
-// result). `work` must not touch the request or the response after it
-// returned. tests/unit/server/service/store_call_test.cc holds it to this.
+// `work` must either fill the response only on success, or clear what the
+// first run left there. `work` must not touch the request or the response
+// after it returned. (A Batch has a runner of its own, batch_run.h, which
+// sends only its refused ops to the pool.) tests/unit/server/service/store_call_test.cc holds it to this.
 //
 // StartStoreCall finishes the call from KeyStore::WhenDurable, so a client
 // never hears of a write, or of a state it read, that a crash could undo;

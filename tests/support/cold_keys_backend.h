@@ -6,6 +6,11 @@
 //   ColdKeysBackend backend;
 //   KeyStore store(&backend, {});
 //   store.Lookup("acme", "cold-1", {.may_wait_for_io = false});  // WouldBlock
+//
+// MeetColdUpdates(n) makes it a test of concurrency: each update of a cold
+// key, where it may wait, waits until n of them are waiting together (or
+// 10 s pass, which met() then tells): callers running them one after the
+// other never meet.
 
 #ifndef IDEMKEY_TESTS_SUPPORT_COLD_KEYS_BACKEND_H_
 #define IDEMKEY_TESTS_SUPPORT_COLD_KEYS_BACKEND_H_
@@ -14,7 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/store/backend.h"
 #include "server/store/memory_backend.h"
 
@@ -25,6 +33,7 @@ class ColdKeysBackend final : public store::Backend {
   absl::Status Update(absl::string_view tenant, absl::string_view key,
                       const store::CallOptions& options, UpdateFn fn) override {
     if (Refuses(key, options)) return store::WouldBlockError();
+    if (absl::StartsWith(key, "cold")) Meet();
     ++updates_run_;
     return memory_.Update(tenant, key, options, fn);
   }
@@ -64,6 +73,17 @@ class ColdKeysBackend final : public store::Backend {
     return memory_.Checkpoint(dir);
   }
 
+  // From now on, cold updates wait for `n` of them to wait at once.
+  void MeetColdUpdates(int n) {
+    absl::MutexLock lock(&mu_);
+    meet_ = n;
+  }
+  // Every cold update since MeetColdUpdates met the others in time.
+  bool met() {
+    absl::MutexLock lock(&mu_);
+    return !missed_;
+  }
+
   // Updates that reached the records (refused ones do not count).
   int updates_run() const { return updates_run_; }
   // Calls refused for I/O so far.
@@ -78,7 +98,24 @@ class ColdKeysBackend final : public store::Backend {
     return true;
   }
 
+  void Meet() {
+    absl::MutexLock lock(&mu_);
+    if (meet_ == 0) return;
+    ++waiting_;
+    if (!mu_.AwaitWithTimeout(absl::Condition(this, &ColdKeysBackend::AllHere),
+                              absl::Seconds(10))) {
+      missed_ = true;
+    }
+  }
+  bool AllHere() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return waiting_ >= meet_;
+  }
+
   store::MemoryBackend memory_;
+  absl::Mutex mu_;
+  int meet_ ABSL_GUARDED_BY(mu_) = 0;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;  // cold updates that came to Meet
+  bool missed_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int> updates_run_{0};
   std::atomic<int> refusals_{0};
 };

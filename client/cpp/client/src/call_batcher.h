@@ -3,7 +3,8 @@
 //
 //   CallBatcher batcher(
 //       [&](const BatchRequest& req, BatchResponse* resp) {
-//         return SendWithRetries(req, resp);  // one Batch RPC
+//         // One Batch RPC, tried once: each caller retries its own op.
+//         return SendOnce(req, resp);
 //       },
 //       {.max_ops = 128, .max_in_flight = 2});
 //   BatchOp op;

@@ -66,7 +66,9 @@ Client::Client(const ClientOptions& options) : options_(options) {
     batcher_ = std::make_unique<CallBatcher>(
         [this](const idemkey::v1::BatchRequest& request,
                idemkey::v1::BatchResponse* response) {
-          return WithRetries([&](grpc::ClientContext* ctx) {
+          absl::StatusOr<std::string> token = BearerToken();
+          if (!token.ok()) return token.status();
+          return CallOnce(*token, [&](grpc::ClientContext* ctx) {
             return keys_->Batch(ctx, request, response);
           });
         },
@@ -80,11 +82,8 @@ Client::Client(const ClientOptions& options) : options_(options) {
 
 Client::~Client() = default;
 
-template <typename Attempt>
-absl::Status Client::Retrying(Attempt attempt) {
-  thread_local absl::BitGen bitgen;
-  absl::Duration backoff = options_.initial_backoff;
-  const std::string token =
+absl::StatusOr<std::string> Client::BearerToken() const {
+  std::string token =
       options_.token_provider ? options_.token_provider() : options_.token;
   // gRPC aborts the process on a header value it cannot send.
   if (!std::all_of(token.begin(), token.end(),
@@ -93,8 +92,17 @@ absl::Status Client::Retrying(Attempt attempt) {
         "the bearer token has a character a header cannot carry (a newline?); "
         "tokens are printable ASCII");
   }
+  return token;
+}
+
+template <typename Attempt>
+absl::Status Client::Retrying(Attempt attempt) {
+  thread_local absl::BitGen bitgen;
+  absl::Duration backoff = options_.initial_backoff;
+  const absl::StatusOr<std::string> token = BearerToken();
+  if (!token.ok()) return token.status();
   for (int i = 1;; ++i) {
-    absl::Status s = attempt(token);
+    absl::Status s = attempt(*token);
     // CANCELLED comes only from a stopping idemkeyd (this client cancels
     // nothing): gRPC cancels the calls it had received but not started when
     // its drain began. Every call is safe to retry (above), so both go again,
@@ -107,25 +115,36 @@ absl::Status Client::Retrying(Attempt attempt) {
   }
 }
 
-template <typename Attempt>
-absl::Status Client::WithRetries(Attempt attempt) {
-  return Retrying([&](const std::string& token) {
-    grpc::ClientContext ctx;
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     absl::ToChronoNanoseconds(options_.call_timeout));
-    return FromGrpc(attempt(&ctx));
-  });
+template <typename Call>
+absl::Status Client::CallOnce(const std::string& token, Call call) {
+  grpc::ClientContext ctx;
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   absl::ToChronoNanoseconds(options_.call_timeout));
+  return FromGrpc(call(&ctx));
+}
+
+template <typename Call>
+absl::Status Client::WithRetries(Call call) {
+  return Retrying(
+      [&](const std::string& token) { return CallOnce(token, call); });
 }
 
 template <typename Request, typename Response, typename Unary>
 absl::StatusOr<Response> Client::KeyCall(
     const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
     Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary) {
-  const auto from_result =
-      [&](idemkey::v1::BatchResult& r) -> absl::StatusOr<Response> {
-    if (r.code() != 0) return rules::StatusFromCode(r.code(), r.message());
-    return std::move(*(r.*result_field)());
+  // An op's own error counts as the call's, so that the UNAVAILABLE a
+  // stopping idemkeyd answers for an op it did not start is retried like a
+  // refused connection.
+  idemkey::v1::BatchResult result;
+  const auto answered =
+      [&](absl::StatusOr<idemkey::v1::BatchResult> r) -> absl::Status {
+    if (!r.ok()) return r.status();
+    result = *std::move(r);
+    return result.code() == 0
+               ? absl::OkStatus()
+               : rules::StatusFromCode(result.code(), result.message());
   };
   // A call larger than a stream message goes on its own: on the stream it
   // would hold up every op behind it, and one over idemkeyd's receive limit
@@ -135,14 +154,10 @@ absl::StatusOr<Response> Client::KeyCall(
       request.ByteSizeLong() <= CallStream::kMaxBytesPerMessage) {
     idemkey::v1::BatchOp op;
     *(op.*op_field)() = request;
-    idemkey::v1::BatchResult result;
     absl::Status s = Retrying([&](const std::string& token) {
-      absl::StatusOr<idemkey::v1::BatchResult> r =
-          stream_->Run(op, options_.call_timeout, token);
-      if (r.ok()) result = std::move(*r);
-      return r.status();
+      return answered(stream_->Run(op, options_.call_timeout, token));
     });
-    if (s.ok()) return from_result(result);
+    if (s.ok()) return std::move(*(result.*result_field)());
     // Without Stream on the server, the call goes as below.
     if (!absl::IsUnimplemented(s) || !stream_->unsupported()) return s;
   }
@@ -155,9 +170,12 @@ absl::StatusOr<Response> Client::KeyCall(
   }
   idemkey::v1::BatchOp op;
   *(op.*op_field)() = request;
-  absl::StatusOr<idemkey::v1::BatchResult> r = batcher_->Run(std::move(op));
-  if (!r.ok()) return r.status();
-  return from_result(*r);
+  // The batch call itself is tried once (CallBatcher's function): each of
+  // its ops retries here, and the retries of one moment are batched again.
+  absl::Status s =
+      Retrying([&](const std::string&) { return answered(batcher_->Run(op)); });
+  if (!s.ok()) return s;
+  return std::move(*(result.*result_field)());
 }
 
 absl::StatusOr<idemkey::v1::ReserveResponse> Client::Reserve(

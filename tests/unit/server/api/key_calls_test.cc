@@ -1,6 +1,4 @@
-// The idemkey.v1 calls over a KeyStore, and Batch's promise to the rerun
-// contract of server/service/store_call.h: refused for I/O at some op, it
-// resumes there, and every op runs once.
+// The idemkey.v1 calls over a KeyStore. (Batch's ops: batch_run_test.cc.)
 #include "server/api/key_calls.h"
 
 #include <string>
@@ -12,23 +10,25 @@
 namespace idemkey::api {
 namespace {
 
-using idemkey::v1::BatchRequest;
-using idemkey::v1::BatchResponse;
+using idemkey::v1::BatchOp;
+using idemkey::v1::BatchResult;
 
 const store::CallOptions kNoWait{.may_wait_for_io = false};
 bool kCreates(absl::string_view) { return true; }
+absl::Status kAnyTenant(absl::string_view) { return absl::OkStatus(); }
 
 class KeyCallsTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(store_.CreateTenant("acme").ok()); }
 
-  void AddReserve(BatchRequest* batch, const std::string& key,
-                  const std::string& attempt = "a1") {
-    idemkey::v1::ReserveRequest* r = batch->add_ops()->mutable_reserve();
+  BatchOp ReserveOp(const std::string& key) {
+    BatchOp op;
+    idemkey::v1::ReserveRequest* r = op.mutable_reserve();
     r->set_tenant("acme");
     r->set_key(key);
     r->set_fingerprint(std::string(32, 'f'));
-    r->set_attempt_id(attempt);
+    r->set_attempt_id("a1");
+    return op;
   }
 
   idemkey::testing::ColdKeysBackend backend_;
@@ -48,97 +48,62 @@ TEST_F(KeyCallsTest, ReserveAnswersOwnerWithAToken) {
   EXPECT_TRUE(resp.has_lease_expires_at());
 }
 
-TEST_F(KeyCallsTest, BatchResumesAtTheOpRefusedForIoAndRunsEachOpOnce) {
-  BatchRequest batch;
-  AddReserve(&batch, "warm-1");
-  AddReserve(&batch, "cold-1");
-  AddReserve(&batch, "warm-2");
-  BatchResponse resp;
-  auto authorize = [](absl::string_view) { return absl::OkStatus(); };
-  absl::Status first =
-      Batch(store_, batch, authorize, kCreates, &resp, kNoWait);
-  EXPECT_TRUE(store::IsWouldBlock(first)) << first;
-  ASSERT_EQ(resp.results_size(), 1);  // the op before the refused one
+TEST_F(KeyCallsTest, OpRefusedForIoChangedNothingAndRunsWhenAllowedToWait) {
+  BatchResult result;
+  absl::Status refused = RunOp(store_, ReserveOp("cold-1"), kAnyTenant,
+                               kCreates, &result, kNoWait);
+  EXPECT_TRUE(store::IsWouldBlock(refused)) << refused;
+  EXPECT_EQ(backend_.updates_run(), 0);
+  result.Clear();
+  ASSERT_TRUE(
+      RunOp(store_, ReserveOp("cold-1"), kAnyTenant, kCreates, &result).ok());
+  EXPECT_EQ(result.reserve().outcome(), idemkey::v1::OUTCOME_OWNER);
   EXPECT_EQ(backend_.updates_run(), 1);
-
-  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &resp).ok());
-  ASSERT_EQ(resp.results_size(), 3);
-  EXPECT_EQ(backend_.updates_run(), 3);  // warm-1 did not run again
-  for (const auto& r : resp.results()) {
-    EXPECT_EQ(r.code(), 0) << r.message();
-    EXPECT_EQ(r.reserve().outcome(), idemkey::v1::OUTCOME_OWNER);
-  }
-  // Tokens in op order: each op ran once, in order.
-  EXPECT_LT(resp.results(0).reserve().fencing_token(),
-            resp.results(1).reserve().fencing_token());
-  EXPECT_LT(resp.results(1).reserve().fencing_token(),
-            resp.results(2).reserve().fencing_token());
 }
 
-TEST_F(KeyCallsTest, BatchAnswersEachOpsErrorInItsResult) {
-  BatchRequest batch;
-  AddReserve(&batch, "k1");
-  AddReserve(&batch, "bad key");  // a space: not printable-ASCII-without-space
-  batch.add_ops();                // no call set
-  AddReserve(&batch, "k2");
-  BatchResponse resp;
-  auto authorize = [](absl::string_view tenant) {
-    return tenant == "acme" ? absl::OkStatus()
-                            : absl::PermissionDeniedError("not yours");
-  };
-  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &resp).ok());
-  ASSERT_EQ(resp.results_size(), 4);
-  EXPECT_EQ(resp.results(0).code(), 0);
-  EXPECT_EQ(resp.results(1).code(),
-            static_cast<int32_t>(absl::StatusCode::kInvalidArgument));
-  EXPECT_EQ(resp.results(2).code(),
-            static_cast<int32_t>(absl::StatusCode::kInvalidArgument));
-  EXPECT_EQ(resp.results(3).code(), 0);
-}
-
-TEST_F(KeyCallsTest, BatchChecksEachOpsTenant) {
-  BatchRequest batch;
-  AddReserve(&batch, "k1");
-  batch.mutable_ops(0)->mutable_reserve()->set_tenant("globex");
-  BatchResponse resp;
-  auto authorize = [](absl::string_view tenant) {
-    return tenant == "acme" ? absl::OkStatus()
-                            : absl::PermissionDeniedError("not yours");
-  };
-  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &resp).ok());
-  EXPECT_EQ(resp.results(0).code(),
-            static_cast<int32_t>(absl::StatusCode::kPermissionDenied));
+TEST_F(KeyCallsTest, OpOfAnotherTenantIsRefusedBeforeTheStore) {
+  BatchOp op = ReserveOp("k1");
+  op.mutable_reserve()->set_tenant("globex");
+  BatchResult result;
+  absl::Status s = RunOp(
+      store_, op,
+      [](absl::string_view tenant) {
+        return tenant == "acme" ? absl::OkStatus()
+                                : absl::PermissionDeniedError("not yours");
+      },
+      kCreates, &result);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(backend_.updates_run(), 0);
 }
 
-// Whether an op may create its unknown tenant is the caller's (the service
-// allows it only for some tokens).
-TEST_F(KeyCallsTest, BatchCreatesAnUnknownTenantOnlyWhereAllowed) {
-  BatchRequest batch;
-  AddReserve(&batch, "k1");
-  batch.mutable_ops(0)->mutable_reserve()->set_tenant("fresh");
-  BatchResponse refused;
-  auto authorize = [](absl::string_view) { return absl::OkStatus(); };
-  ASSERT_TRUE(Batch(
-                  store_, batch, authorize,
-                  [](absl::string_view) { return false; }, &refused)
-                  .ok());
-  EXPECT_EQ(refused.results(0).code(),
-            static_cast<int32_t>(absl::StatusCode::kNotFound));
-  BatchResponse created;
-  ASSERT_TRUE(Batch(store_, batch, authorize, kCreates, &created).ok());
-  EXPECT_EQ(created.results(0).reserve().outcome(), idemkey::v1::OUTCOME_OWNER);
+TEST_F(KeyCallsTest, OpWithoutACallIsInvalidArgument) {
+  BatchResult result;
+  absl::Status s = RunOp(store_, BatchOp(), kAnyTenant, kCreates, &result);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("no call"), absl::string_view::npos) << s;
 }
 
-TEST_F(KeyCallsTest, BatchRefusesMoreOpsThanItCarries) {
-  BatchRequest batch;
-  for (int i = 0; i <= kMaxBatchOps; ++i) AddReserve(&batch, "k");
-  BatchResponse resp;
-  absl::Status s = Batch(
-      store_, batch, [](absl::string_view) { return absl::OkStatus(); },
-      kCreates, &resp);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(resp.results_size(), 0);
+TEST_F(KeyCallsTest, RecordOfNamesTheTenantAndKeyOfEveryKindOfOp) {
+  BatchOp complete;
+  complete.mutable_complete()->set_tenant("acme");
+  complete.mutable_complete()->set_key("k2");
+  BatchOp lookup;
+  lookup.mutable_lookup()->set_tenant("globex");
+  lookup.mutable_lookup()->set_key("k3");
+  using Record = std::pair<absl::string_view, absl::string_view>;
+  EXPECT_EQ(RecordOf(ReserveOp("k1")), Record("acme", "k1"));
+  EXPECT_EQ(RecordOf(complete), Record("acme", "k2"));
+  EXPECT_EQ(RecordOf(lookup), Record("globex", "k3"));
+  EXPECT_EQ(RecordOf(BatchOp()), Record("", ""));
+}
+
+TEST_F(KeyCallsTest, SetOpErrorKeepsTheCodeAndMessageAndDropsTheResponse) {
+  BatchResult result;
+  result.mutable_reserve()->set_fencing_token(7);
+  SetOpError(absl::NotFoundError("no such record"), &result);
+  EXPECT_FALSE(result.has_reserve());
+  EXPECT_EQ(result.code(), static_cast<int32_t>(absl::StatusCode::kNotFound));
+  EXPECT_EQ(result.message(), "no such record");
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // RunStoreWork (store_call.h): a call first runs where it may not wait; when
 // the store refuses for I/O it runs again, from the start, on the pool where
 // it may; its answer goes out once. With a store whose "cold" keys are only
-// on disk, and Batch, which resumes.
+// on disk.
 #include "server/service/store_call.h"
 
 #include <atomic>
@@ -90,32 +90,6 @@ TEST_F(StoreCallTest, ACallRefusedForIoRunsAgainOnThePoolWhereItMayWait) {
   EXPECT_EQ(may_wait, (std::vector<bool>{false, true}));
   EXPECT_NE(answered_on, std::this_thread::get_id());
   EXPECT_EQ(backend_.refusals(), 1);
-}
-
-TEST_F(StoreCallTest, ABatchRefusedMidwayAnswersEveryOpOnce) {
-  idemkey::v1::BatchRequest batch;
-  for (const char* key : {"warm-1", "cold-1", "warm-2", "cold-2"}) {
-    idemkey::v1::ReserveRequest* r = batch.add_ops()->mutable_reserve();
-    r->set_tenant("acme");
-    r->set_key(key);
-    r->set_fingerprint(std::string(32, 'f'));
-    r->set_attempt_id("a1");
-  }
-  idemkey::v1::BatchResponse resp;
-  absl::Status s = Run([&](const store::CallOptions& options) {
-    return api::Batch(
-        store_, batch, [](absl::string_view) { return absl::OkStatus(); },
-        [](absl::string_view) { return true; }, &resp, options);
-  });
-  ASSERT_TRUE(s.ok()) << s;
-  ASSERT_EQ(resp.results_size(), 4);
-  for (const auto& r : resp.results()) {
-    EXPECT_EQ(r.reserve().outcome(), idemkey::v1::OUTCOME_OWNER);
-  }
-  // One refusal (cold-1 on the first run); the pool's run may wait, so
-  // cold-2 is not refused. Each of the four reached the records once.
-  EXPECT_EQ(backend_.refusals(), 1);
-  EXPECT_EQ(backend_.updates_run(), 4);
 }
 
 TEST_F(StoreCallTest, APoolThatNoLongerTakesWorkRefusesTheCall) {

@@ -164,15 +164,21 @@ class Client final : public KeyServiceClient {
       const Request& request, Request* (idemkey::v1::BatchOp::*op_field)(),
       Response* (idemkey::v1::BatchResult::*result_field)(), Unary unary);
 
+  // The bearer token to send (token_provider's or token), or
+  // INVALID_ARGUMENT for one a header cannot carry.
+  absl::StatusOr<std::string> BearerToken() const;
   // Runs `attempt(token)` (one try of a call, with the bearer token to
-  // send, returning absl::Status) until it is not UNAVAILABLE or
-  // max_attempts are spent, with the options' backoff.
+  // send, returning absl::Status) until it is neither UNAVAILABLE nor
+  // CANCELLED or max_attempts are spent, with the options' backoff.
   template <typename Attempt>
   absl::Status Retrying(Attempt attempt);
-  // Retrying, for `attempt` that makes one gRPC call given a fresh context
-  // with the deadline and token.
-  template <typename Attempt>
-  absl::Status WithRetries(Attempt attempt);
+  // `call(ctx)` (one gRPC call, returning grpc::Status) once, given a fresh
+  // context with the call timeout and `token`.
+  template <typename Call>
+  absl::Status CallOnce(const std::string& token, Call call);
+  // Retrying, for `call` as CallOnce takes it.
+  template <typename Call>
+  absl::Status WithRetries(Call call);
 
   const ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
