@@ -1,6 +1,8 @@
 // The client library's retry path, against a KeyService in the test process
 // that fails on purpose: UNAVAILABLE is retried up to max_attempts with the
-// same request, every other answer is returned at once.
+// same request, every other answer is returned at once. With batch_calls,
+// also an op's own UNAVAILABLE in a Batch that went through, and a failed
+// Batch RPC costs each op one of its attempts, not a round of them.
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,11 +17,12 @@ namespace idemkey::client {
 namespace {
 
 // Answers the first `failures` Reserves with `code`, then OWNER; remembers
-// the attempt ids it saw.
+// the attempt ids it saw. A Reserve in a Batch fails in its result, or, with
+// `fail_batches`, by failing the whole Batch RPC.
 class FlakyKeyService final : public idemkey::v1::KeyService::Service {
  public:
-  FlakyKeyService(int failures, grpc::StatusCode code)
-      : failures_(failures), code_(code) {}
+  FlakyKeyService(int failures, grpc::StatusCode code, bool fail_batches)
+      : failures_(failures), code_(code), fail_batches_(fail_batches) {}
 
   grpc::Status Reserve(grpc::ServerContext*,
                        const idemkey::v1::ReserveRequest* req,
@@ -34,6 +37,21 @@ class FlakyKeyService final : public idemkey::v1::KeyService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status Batch(grpc::ServerContext* ctx,
+                     const idemkey::v1::BatchRequest* req,
+                     idemkey::v1::BatchResponse* resp) override {
+    for (const idemkey::v1::BatchOp& op : req->ops()) {
+      idemkey::v1::BatchResult* result = resp->add_results();
+      grpc::Status s = Reserve(ctx, &op.reserve(), result->mutable_reserve());
+      if (s.ok()) continue;
+      if (fail_batches_) return s;
+      result->clear_reserve();
+      result->set_code(s.error_code());
+      result->set_message(s.error_message());
+    }
+    return grpc::Status::OK;
+  }
+
   std::vector<std::string> attempt_ids() {
     sync::MutexLock lock(&mu_);
     return attempt_ids_;
@@ -42,14 +60,15 @@ class FlakyKeyService final : public idemkey::v1::KeyService::Service {
  private:
   const int failures_;
   const grpc::StatusCode code_;
+  const bool fail_batches_;
   sync::Mutex mu_;
   std::vector<std::string> attempt_ids_ ABSL_GUARDED_BY(mu_);
 };
 
 class ClientRetryTest : public ::testing::Test {
  protected:
-  void Serve(int failures, grpc::StatusCode code) {
-    service_ = std::make_unique<FlakyKeyService>(failures, code);
+  void Serve(int failures, grpc::StatusCode code, bool fail_batches = false) {
+    service_ = std::make_unique<FlakyKeyService>(failures, code, fail_batches);
     grpc::ServerBuilder builder;
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     int port = 0;
@@ -61,10 +80,12 @@ class ClientRetryTest : public ::testing::Test {
     address_ = "127.0.0.1:" + std::to_string(port);
   }
 
-  std::shared_ptr<Client> NewClient(int max_attempts) {
+  std::shared_ptr<Client> NewClient(int max_attempts,
+                                    bool batch_calls = false) {
     ClientOptions options;
     options.address = address_;
     options.max_attempts = max_attempts;
+    options.batch_calls = batch_calls;
     options.initial_backoff = absl::Milliseconds(1);
     options.max_backoff = absl::Milliseconds(4);
     return Client::Create(options);
@@ -119,6 +140,35 @@ TEST_F(ClientRetryTest, TheServicesVerdictIsNotRetried) {
     server_->Shutdown();
     server_.reset();
   }
+}
+
+// A stopping idemkeyd answers UNAVAILABLE for the ops of a Batch it could
+// no longer start, in their results: each is retried like a failed call.
+TEST_F(ClientRetryTest, AnOpsOwnUnavailableInABatchIsRetried) {
+  Serve(/*failures=*/2, grpc::StatusCode::UNAVAILABLE);
+  absl::StatusOr<idemkey::v1::ReserveResponse> r =
+      NewClient(/*max_attempts=*/3, /*batch_calls=*/true)->Reserve(Request());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->fencing_token(), 7u);
+  EXPECT_EQ(service_->attempt_ids(),
+            (std::vector<std::string>(3, "attempt-1")));
+}
+
+TEST_F(ClientRetryTest, AFailedBatchCostsEachOpOneAttempt) {
+  Serve(/*failures=*/10, grpc::StatusCode::UNAVAILABLE, /*fail_batches=*/true);
+  absl::StatusOr<idemkey::v1::ReserveResponse> r =
+      NewClient(/*max_attempts=*/3, /*batch_calls=*/true)->Reserve(Request());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(service_->attempt_ids().size(), 3u);  // not 3 x 3
+}
+
+TEST_F(ClientRetryTest, AnOpsOwnVerdictInABatchIsNotRetried) {
+  Serve(/*failures=*/1, grpc::StatusCode::INVALID_ARGUMENT);
+  absl::StatusOr<idemkey::v1::ReserveResponse> r =
+      NewClient(/*max_attempts=*/4, /*batch_calls=*/true)->Reserve(Request());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "on purpose");
+  EXPECT_EQ(service_->attempt_ids().size(), 1u);
 }
 
 }  // namespace
