@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -21,11 +22,14 @@ import (
 // once per process and shared by every handler.
 //
 // Every call has a deadline (WithCallTimeout), and calls answered
-// UNAVAILABLE (idemkeyd restarting, a connection reset) are retried with
-// jittered exponential backoff. That is safe for every call: a retried
-// Reserve carries the same attempt_id; a retried Complete is OK; a
-// Heartbeat extends the lease again. Errors are gRPC status errors with
-// idemkeyd's code and message.
+// UNAVAILABLE (idemkeyd restarting, a connection reset) or CANCELLED by
+// idemkeyd (a stopping idemkeyd cancels the calls it had received but not
+// started) are retried with jittered exponential backoff, on another
+// replica when the target names several. That is safe for every call: a
+// retried Reserve carries the same attempt_id; a retried Complete is OK; a
+// Heartbeat extends the lease again. A CANCELLED the client caused (the
+// caller's context ended, or Close) is not retried. Errors are gRPC status
+// errors with idemkeyd's code and message.
 type Client struct {
 	cfg   clientConfig
 	conn  *grpc.ClientConn
@@ -36,7 +40,12 @@ type Client struct {
 	rng *rand.Rand
 }
 
-// Dial returns a Client of the idemkeyd at address ("host:port"). It does
+// Dial returns a Client of the idemkeyd at address: "host:port", or a
+// target naming several replicas (over the PostgreSQL backend), such as
+// "dns:///idemkey.internal:50051" resolving to each (a Kubernetes headless
+// Service). Calls go round-robin over the replicas that are up. gRPC-Go has
+// no "ipv4:" address-list target: for a fixed list, pass a resolver with
+// WithDialOptions(grpc.WithResolvers(...)) (see resolver/manual). Dial does
 // not wait for the connection: calls made while it is not up fail
 // UNAVAILABLE (after the retries) rather than block.
 func Dial(ctx context.Context, address string, opts ...ClientOption) (*Client, error) {
@@ -48,9 +57,13 @@ func Dial(ctx context.Context, address string, opts ...ClientOption) (*Client, e
 		cfg.maxAttempts = 1
 	}
 	dial := []grpc.DialOption{
-		// This client retries UNAVAILABLE itself; gRPC's retries would
-		// multiply the attempts.
+		// This client retries UNAVAILABLE and CANCELLED itself; gRPC's
+		// retries would multiply the attempts.
 		grpc.WithDisableRetry(),
+		// Every address the target resolves to (several replicas over
+		// PostgreSQL) takes calls in turn; one that is draining or gone
+		// takes none, and a call it failed is retried on another.
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay:  cfg.reconnectInitial,
@@ -159,7 +172,8 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) Admin() idemkeypb.AdminServiceClient { return adminClient{c} }
 
 // withRetries runs call with a deadline per attempt and the bearer token,
-// again while it answers UNAVAILABLE, up to the configured attempts.
+// again while it answers UNAVAILABLE or a CANCELLED the client did not
+// cause (see retryable), up to the configured attempts.
 func (c *Client) withRetries(ctx context.Context, call func(context.Context) error) error {
 	ctx, err := c.authorize(ctx)
 	if err != nil {
@@ -170,7 +184,7 @@ func (c *Client) withRetries(ctx context.Context, call func(context.Context) err
 		actx, cancel := context.WithTimeout(ctx, c.cfg.callTimeout)
 		err := call(actx)
 		cancel()
-		if status.Code(err) != codes.Unavailable || attempt >= c.cfg.maxAttempts {
+		if !c.retryable(ctx, err) || attempt >= c.cfg.maxAttempts {
 			return err
 		}
 		wait := time.Duration(float64(backoff) * (0.5 + 0.5*c.uniform()))
@@ -184,6 +198,22 @@ func (c *Client) withRetries(ctx context.Context, call func(context.Context) err
 		if backoff *= 2; backoff > c.cfg.maxBackoff {
 			backoff = c.cfg.maxBackoff
 		}
+	}
+}
+
+// retryable says whether err, the answer to an attempt of a call made with
+// ctx, is worth another attempt. UNAVAILABLE is. CANCELLED is when it came
+// from idemkeyd: a stopping idemkeyd cancels the calls it had received but
+// not started, and every call is safe to retry. It is not when the client
+// caused it: ctx ended (the caller gave up), or the connection was closed.
+func (c *Client) retryable(ctx context.Context, err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return true
+	case codes.Canceled:
+		return ctx.Err() == nil && c.conn.GetState() != connectivity.Shutdown
+	default:
+		return false
 	}
 }
 

@@ -54,7 +54,7 @@ func WithCallTimeout(d time.Duration) ClientOption {
 }
 
 // WithRetries sets the attempts per call, the first included, while the
-// answer is UNAVAILABLE (default 4), and the backoff before the second
+// answer is UNAVAILABLE or CANCELLED by idemkeyd (default 4), and the backoff before the second
 // attempt, doubling up to max (defaults 50ms and 1s). Each wait is drawn
 // uniformly from [backoff/2, backoff].
 func WithRetries(maxAttempts int, initial, max time.Duration) ClientOption {

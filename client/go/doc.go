@@ -2,7 +2,8 @@
 // service, and the rules every idemkey middleware shares.
 //
 // A Client talks to idemkeyd's KeyService over gRPC, with a deadline per
-// call and retries of UNAVAILABLE. Middleware takes any KeyService: a
+// call and retries of UNAVAILABLE and of CANCELLED by a stopping idemkeyd,
+// round-robin over the replicas its target names. Middleware takes any KeyService: a
 // *Client in production, an idemtest.Service in an app's unit tests.
 //
 //	keys, err := idemkey.Dial(ctx, "idemkey.internal:50051")

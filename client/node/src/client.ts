@@ -3,9 +3,13 @@
  *
  * One Client holds one gRPC channel and is meant to be created once per
  * process and shared by every request. Every call has a deadline per
- * attempt, and calls that end UNAVAILABLE are retried with jittered
- * exponential backoff (safe for every call: a retried Reserve keeps its
- * attempt_id, a retried Complete is OK, a Heartbeat extends again).
+ * attempt, and calls that end UNAVAILABLE, or CANCELLED by a stopping
+ * idemkeyd (it cancels the calls it had received but not started), are
+ * retried with jittered exponential backoff, on another replica when the
+ * address names several (safe for every call: a retried Reserve keeps its
+ * attempt_id, a retried Complete is OK, a Heartbeat extends again). A call
+ * cancelled on this side (by an interceptor of `channelOptions`) is not
+ * retried.
  */
 
 import { randomUUID } from "node:crypto";
@@ -30,7 +34,13 @@ import type {
 
 /** Options of a Client; every field has a default. */
 export interface ClientOptions {
-  /** host:port of idemkeyd. Default "127.0.0.1:50051". */
+  /**
+   * host:port of idemkeyd, or a gRPC target naming several replicas (over
+   * the PostgreSQL backend): "ipv4:10.0.0.1:50051,10.0.0.2:50051", or
+   * "dns:///idemkey.internal:50051" resolving to each (a Kubernetes
+   * headless Service). Calls go round-robin over the replicas that are up.
+   * Default "127.0.0.1:50051".
+   */
   address?: string;
   /**
    * Talk TLS, verifying idemkeyd with this PEM CA bundle (contents, or a
@@ -47,7 +57,10 @@ export interface ClientOptions {
   tokenProvider?: () => string | Promise<string>;
   /** Deadline of one attempt of one call, ms. Default 2000. */
   callTimeoutMs?: number;
-  /** Attempts per call, the first included, while UNAVAILABLE. Default 4. */
+  /**
+   * Attempts per call, the first included, while UNAVAILABLE or CANCELLED
+   * by idemkeyd. Default 4.
+   */
   maxAttempts?: number;
   /** Backoff before the second attempt, ms (doubles). Default 50. */
   initialBackoffMs?: number;
@@ -59,7 +72,10 @@ export interface ClientOptions {
   reconnectMaxBackoffMs?: number;
   /** grpc.min_reconnect_backoff_ms (C++ core's min connect timeout). Default 1000. */
   minConnectTimeoutMs?: number;
-  /** More channel options (they win over the ones above). */
+  /**
+   * More channel options (they win over the ones above), and the client
+   * options of grpc-js (`interceptors` or `interceptor_providers`).
+   */
   channelOptions?: grpc.ChannelOptions;
   /** Folder of the .proto files (see proto.ts). */
   protoDir?: string;
@@ -118,6 +134,31 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Set on an attempt whose call was cancelled on this side of the channel. */
+interface CancelMark {
+  cancelledHere: boolean;
+}
+
+// The key of an attempt's CancelMark in its call options (grpc-js hands
+// them, copied, to every interceptor).
+const CANCEL_MARK = Symbol("idemkey.cancelMark");
+
+/**
+ * The innermost interceptor: a cancellation made on this side of the
+ * channel (an app's interceptor, a call's cancel()) passes through it on
+ * its way to the transport, and marks the attempt. A CANCELLED that did
+ * not is idemkeyd's.
+ */
+const markCancelledHere: grpc.Interceptor = (options, nextCall) => {
+  const mark = (options as { [CANCEL_MARK]?: CancelMark })[CANCEL_MARK];
+  return new grpc.InterceptingCall(nextCall(options), {
+    cancel: (next) => {
+      if (mark) mark.cancelledHere = true;
+      next();
+    },
+  });
+};
+
 type UnaryMethod = (
   request: unknown,
   metadata: grpc.Metadata,
@@ -161,10 +202,13 @@ export class Client implements KeyService {
       rootCert !== undefined || options.tls
         ? grpc.credentials.createSsl(rootCert ?? null)
         : grpc.credentials.createInsecure();
-    const channelOptions: grpc.ChannelOptions = {
-      // This client retries UNAVAILABLE itself; gRPC's retries would
-      // multiply the attempts.
+    const channelOptions: grpc.ClientOptions = {
+      // This client retries UNAVAILABLE and CANCELLED itself; gRPC's
+      // retries would multiply the attempts.
       "grpc.enable_retries": 0,
+      // Every address the target names (several replicas) takes calls in
+      // turn; one that is draining or gone takes none.
+      "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
       // Stored responses reach 4 MiB; Lookup returns them whole.
       "grpc.max_receive_message_length": -1,
       "grpc.max_send_message_length": -1,
@@ -174,6 +218,12 @@ export class Client implements KeyService {
       "grpc.min_reconnect_backoff_ms": options.minConnectTimeoutMs ?? 1000,
       ...options.channelOptions,
     };
+    // After the app's interceptors, so that it sees their cancellations.
+    if (channelOptions.interceptor_providers) {
+      channelOptions.interceptor_providers = [...channelOptions.interceptor_providers, () => markCancelledHere];
+    } else {
+      channelOptions.interceptors = [...(channelOptions.interceptors ?? []), markCancelledHere];
+    }
     const v1 = loadIdemkeyV1(options.protoDir);
     const KeyServiceCtor = v1["KeyService"] as grpc.ServiceClientConstructor;
     this.stub = new KeyServiceCtor(this.address, credentials, channelOptions);
@@ -188,7 +238,10 @@ export class Client implements KeyService {
     return this.tokenProvider ? await this.tokenProvider() : this.token;
   }
 
-  /** One call with the deadline and UNAVAILABLE retries of the options. */
+  /**
+   * One call with the deadline and the retries of the options: of
+   * UNAVAILABLE, and of CANCELLED unless the call was cancelled here.
+   */
   private async call<T>(method: string, request: unknown): Promise<T> {
     const token = await this.currentToken();
     if (!/^[\x20-\x7e]*$/.test(token)) {
@@ -202,19 +255,25 @@ export class Client implements KeyService {
     for (let attempt = 1; ; attempt++) {
       const metadata = new grpc.Metadata();
       if (token !== "") metadata.set("authorization", `Bearer ${token}`);
+      const mark: CancelMark = { cancelledHere: false };
+      const callOptions: grpc.CallOptions & { [CANCEL_MARK]: CancelMark } = {
+        deadline: new Date(Date.now() + this.opts.callTimeoutMs),
+        [CANCEL_MARK]: mark,
+      };
       try {
         return await new Promise<T>((resolve, reject) => {
-          fn.call(
-            this.stub,
-            request,
-            metadata,
-            { deadline: new Date(Date.now() + this.opts.callTimeoutMs) },
-            (err, value) => (err ? reject(err) : resolve(value as T)),
+          fn.call(this.stub, request, metadata, callOptions, (err, value) =>
+            err ? reject(err) : resolve(value as T),
           );
         });
       } catch (err) {
         const e = toKeyServiceError(err);
-        if (e.code !== GrpcStatus.UNAVAILABLE || attempt >= this.opts.maxAttempts) throw e;
+        // CANCELLED not made here comes from a stopping idemkeyd: gRPC
+        // cancels the calls it had received but not started when its drain
+        // begins. Every call is safe to retry, on another replica if any.
+        const retry =
+          e.code === GrpcStatus.UNAVAILABLE || (e.code === GrpcStatus.CANCELLED && !mark.cancelledHere);
+        if (!retry || attempt >= this.opts.maxAttempts) throw e;
         await sleep(backoff * (0.5 + Math.random() * 0.5));
         backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
       }

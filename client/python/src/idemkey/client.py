@@ -2,9 +2,18 @@
 
 One Client holds one gRPC channel; it is thread-safe and meant to be made
 once per process and shared by every request. Every attempt has a deadline
-(`call_timeout`), and UNAVAILABLE answers are retried with jittered
-exponential backoff like the C++ client: safe for every call (a Reserve
-keeps its attempt_id, a retried Complete is OK, a Heartbeat extends again).
+(`call_timeout`), and UNAVAILABLE answers, and CANCELLED ones from a
+stopping idemkeyd (it cancels the calls it had received but not started),
+are retried with jittered exponential backoff like the C++ client: safe for
+every call (a Reserve keeps its attempt_id, a retried Complete is OK, a
+Heartbeat extends again). A call the client itself cancelled (close() while
+it ran) is not retried.
+
+The address is host:port, or a gRPC target naming several replicas (over
+the PostgreSQL backend): "ipv4:10.0.0.1:50051,10.0.0.2:50051", or
+"dns:///idemkey.internal:50051" resolving to each (a Kubernetes headless
+Service). Calls go round-robin over the replicas that are up, and a call
+one of them failed is retried on another.
 
     client = Client("127.0.0.1:50051", token="...")
     r = client.reserve(ReserveRequest(tenant="acme", key="k", ...))
@@ -68,9 +77,12 @@ class Client:
             # Stored responses reach 4 MiB; Lookup returns them whole.
             ("grpc.max_receive_message_length", -1),
             ("grpc.max_send_message_length", -1),
-            # This client retries UNAVAILABLE itself; gRPC's retries would
-            # multiply the attempts.
+            # This client retries UNAVAILABLE and CANCELLED itself; gRPC's
+            # retries would multiply the attempts.
             ("grpc.enable_retries", 0),
+            # Every address the target names (several replicas) takes calls
+            # in turn; one that is draining or gone takes none.
+            ("grpc.lb_policy_name", "round_robin"),
             ("grpc.initial_reconnect_backoff_ms",
              int(reconnect_initial_backoff * 1000)),
             ("grpc.max_reconnect_backoff_ms", int(reconnect_max_backoff * 1000)),
@@ -117,7 +129,9 @@ class Client:
         self._call(self._stub.Ping, pb.PingRequest())
 
     def close(self) -> None:
-        """Close the channel; calls after this fail."""
+        """Close the channel; calls after this fail, and calls in flight
+        end CANCELLED (not retried)."""
+        self._closed.set()
         self._channel.unsubscribe(_ignore_state)
         self._channel.close()
 
@@ -144,7 +158,7 @@ class Client:
             lambda: method(request, timeout=self.call_timeout,
                            metadata=self._metadata()),
             self.max_attempts, self.initial_backoff, self.max_backoff,
-            self._sleep)
+            self._sleep, cancelled_locally=self._closed.is_set)
 
 
 def _ignore_state(_state: grpc.ChannelConnectivity) -> None:
@@ -153,10 +167,14 @@ def _ignore_state(_state: grpc.ChannelConnectivity) -> None:
 
 def call_with_retries(attempt: Callable[[], Any], max_attempts: int,
                       initial_backoff: float, max_backoff: float,
-                      sleep: Callable[[float], None] = time.sleep) -> Any:
-    """Runs `attempt` until it is not UNAVAILABLE or `max_attempts` ran;
-    each wait is drawn uniformly from [backoff/2, backoff], the backoff
-    doubling up to `max_backoff`. gRPC errors become ServiceError."""
+                      sleep: Callable[[float], None] = time.sleep,
+                      cancelled_locally: Callable[[], bool] = lambda: False,
+                      ) -> Any:
+    """Runs `attempt` until it is neither UNAVAILABLE nor CANCELLED, or
+    `max_attempts` ran; each wait is drawn uniformly from [backoff/2,
+    backoff], the backoff doubling up to `max_backoff`. CANCELLED is not
+    retried once `cancelled_locally()` is true (the caller cancelled it).
+    gRPC errors become ServiceError."""
     backoff = initial_backoff
     for i in range(1, max_attempts + 1):
         try:
@@ -164,8 +182,19 @@ def call_with_retries(attempt: Callable[[], Any], max_attempts: int,
         except grpc.RpcError as e:
             code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
             details = e.details() if hasattr(e, "details") else str(e)
-            if code != grpc.StatusCode.UNAVAILABLE or i >= max_attempts:
+            if not _retryable(code, cancelled_locally) or i >= max_attempts:
                 raise ServiceError(code, details or "") from None
         sleep(backoff * random.uniform(0.5, 1.0))
         backoff = min(backoff * 2, max_backoff)
     raise AssertionError("unreachable")
+
+
+def _retryable(code: grpc.StatusCode,
+               cancelled_locally: Callable[[], bool]) -> bool:
+    # CANCELLED that this process did not cause comes from a stopping
+    # idemkeyd: gRPC cancels the calls it had received but not started when
+    # its drain begins. Every call is safe to retry, on another replica if
+    # there is one.
+    if code == grpc.StatusCode.CANCELLED:
+        return not cancelled_locally()
+    return code == grpc.StatusCode.UNAVAILABLE
