@@ -2,10 +2,12 @@
 """flags_test.py REPO IDEMKEYD — every idemkeyd flag the deploy kit and
 docs/operations.md pass or document is a flag of the built idemkeyd.
 
-Looked at: ExecStart= of deploy/systemd/idemkeyd.service, the IDEMKEYD_FLAGS
-lines of deploy/systemd/idemkeyd.env.example (commented ones too), ENTRYPOINT
-of deploy/container/Containerfile, the container args of
-deploy/kubernetes/idemkeyd.yaml (commented ones too), and the flag tables of
+Looked at: ExecStart= of deploy/systemd/idemkeyd.service and
+idemkeyd-postgres@.service, the IDEMKEYD_FLAGS and IDEMKEYD_INSTANCE_FLAGS
+lines of deploy/systemd/idemkeyd.env.example and idemkeyd-postgres.env.example
+(commented ones too), ENTRYPOINT of deploy/container/Containerfile, the
+container command and args of deploy/kubernetes/idemkeyd.yaml and
+idemkeyd-postgres.yaml (commented ones too), and the flag tables of
 docs/operations.md (rows starting "| `--").
 
 Every flag must be listed by `idemkeyd --help`: an unknown one is a typo
@@ -27,30 +29,35 @@ def used_flags(repo):
         for name in FLAG.findall(text):
             used.setdefault(name, set()).add(where)
 
-    unit = os.path.join(repo, "deploy/systemd/idemkeyd.service")
-    for line in open(unit, encoding="utf-8"):
-        if line.startswith("ExecStart="):
-            add("idemkeyd.service", line)
-    env = os.path.join(repo, "deploy/systemd/idemkeyd.env.example")
-    for line in open(env, encoding="utf-8"):
-        if re.match(r"#?IDEMKEYD_FLAGS=", line):
-            add("idemkeyd.env.example", line)
+    for name in ("idemkeyd.service", "idemkeyd-postgres@.service"):
+        unit = os.path.join(repo, "deploy/systemd", name)
+        for line in open(unit, encoding="utf-8"):
+            if line.startswith("ExecStart="):
+                add(name, line)
+    for name in ("idemkeyd.env.example", "idemkeyd-postgres.env.example"):
+        env = os.path.join(repo, "deploy/systemd", name)
+        for line in open(env, encoding="utf-8"):
+            if re.match(r"#?IDEMKEYD_(INSTANCE_)?FLAGS=", line):
+                add(name, line)
     containerfile = os.path.join(repo, "deploy/container/Containerfile")
     for line in open(containerfile, encoding="utf-8"):
         if line.startswith("ENTRYPOINT"):
             add("Containerfile", " ".join(json.loads(line[len("ENTRYPOINT"):])))
-    k8s = os.path.join(repo, "deploy/kubernetes/idemkeyd.yaml")
-    in_args = False
-    for line in open(k8s, encoding="utf-8"):
-        stripped = line.strip()
-        if stripped == "args:":
-            in_args = True
-            continue
-        if in_args:
-            if re.match(r"#?\s*- --", stripped):
-                add("idemkeyd.yaml args", stripped)
-            elif stripped and not stripped.startswith("#"):
-                in_args = False
+    for name in ("idemkeyd.yaml", "idemkeyd-postgres.yaml"):
+        k8s = os.path.join(repo, "deploy/kubernetes", name)
+        in_args = False
+        for line in open(k8s, encoding="utf-8"):
+            stripped = line.strip()
+            if stripped.startswith("command: [/usr/local/bin/idemkeyd"):
+                add(f"{name} command", stripped)
+            if stripped == "args:":
+                in_args = True
+                continue
+            if in_args:
+                if re.match(r"#?\s*- --", stripped):
+                    add(f"{name} args", stripped)
+                elif stripped and not stripped.startswith("#"):
+                    in_args = False
     ops = os.path.join(repo, "docs/operations.md")
     if os.path.exists(ops):
         for line in open(ops, encoding="utf-8"):

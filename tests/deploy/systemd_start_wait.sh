@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # systemd_start_wait.sh UNIT IDEMKEYD — the health-checked start of
-# deploy/systemd/idemkeyd.service works with the real idemkeyd, without
-# systemd: the unit's ExecStartPost= script (with systemd's "$$" unescaped
-# and /run/idemkey/port moved to a temporary directory) must
+# deploy/systemd/idemkeyd.service (or idemkeyd-postgres@.service) works with
+# the real idemkeyd, without systemd: the unit's ExecStartPost= script (with
+# systemd's "$$" unescaped and the --port_file of its ExecStart=, e.g.
+# /run/idemkey/port, moved to a temporary directory) must
 #   1. return 0 once idemkeyd serves (it writes --port_file only then),
 #   2. return 1 promptly when the main process exits instead (here: a second
 #      idemkeyd on the same data directory, which idemkeyd refuses),
 # and idemkeyd must stop cleanly on the unit's KillSignal (SIGTERM) well
-# within its TimeoutStopSec.
+# within its TimeoutStopSec. The script does not depend on the backend, so
+# idemkeyd runs over RocksDB here whatever the unit's --backend.
 set -euo pipefail
 unit=$1
 idemkeyd=$2
@@ -28,7 +30,13 @@ esac
 script=${line#"/bin/sh -c '"}
 script=${script%"'"}
 script=${script//'$$'/'$'}
-script=${script//\/run\/idemkey\/port/$tmp\/port}
+# The file ExecStart= has idemkeyd write; the check must wait for that one.
+port_file=$(sed -n 's/^ExecStart=.* --port_file=\([^ ]*\).*/\1/p' "$unit")
+if [ -z "$port_file" ] || [[ "$script" != *"$port_file"* ]]; then
+  echo "FAIL: ExecStartPost= does not wait for ExecStart='s --port_file ($port_file)"
+  exit 1
+fi
+script=${script//"$port_file"/$tmp\/port}
 echo "start check: $script"
 
 # 1. idemkeyd comes up: the check returns 0 and the port file names the port.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # systemd_verify.sh UNIT IDEMKEYD — `systemd-analyze verify` accepts
-# deploy/systemd/idemkeyd.service, and its offline security review stays at
-# an exposure level of 2.0 or better.
+# deploy/systemd/idemkeyd.service (or the template idemkeyd-postgres@.service,
+# which systemd-analyze checks as an instance of itself), and its offline
+# security review stays at an exposure level of 2.0 or better.
 #
 # verify checks that ExecStart's program exists and is executable; the unit
 # names /usr/local/bin/idemkeyd (where the install steps put it), so the test
@@ -56,11 +57,33 @@ if ! awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }'; then
 fi
 
 # Settings the deployment relies on (deploy/README.md).
-for want in '^Type=exec$' '^Restart=on-failure$' '^KillSignal=SIGTERM$' \
-  '^StateDirectory=idemkey( |$)' '^ExecReload=/bin/kill -HUP \$MAINPID$' \
-  '^EnvironmentFile=/etc/idemkey/idemkeyd.env$' '^ExecStartPost=' \
-  '^NoNewPrivileges=yes$' '^ProtectSystem=strict$' '^CapabilityBoundingSet=$'; do
-  grep -Eq "$want" "$unit" || { echo "FAIL: $unit lacks $want"; exit 1; }
+wants=('^Type=exec$' '^Restart=on-failure$' '^KillSignal=SIGTERM$'
+  '^ExecReload=/bin/kill -HUP \$MAINPID$' '^ExecStartPost=' '^User=idemkey$'
+  '^NoNewPrivileges=yes$' '^ProtectSystem=strict$' '^CapabilityBoundingSet=$')
+unwanted=()
+case "$name" in
+  *@.service)
+    # One stateless replica per instance, the instance name its port: its
+    # own port file and runtime directory, no data directory at all.
+    wants+=('^EnvironmentFile=/etc/idemkey/idemkeyd-postgres.env$'
+      '^ExecStart=[^ ]+ --backend=postgres '
+      '^ExecStart=.* --postgres_dsn=\$\{IDEMKEYD_POSTGRES_DSN\} '
+      '^ExecStart=.* --listen=[^ ]*:%i '
+      '^ExecStart=.* --port_file=/run/idemkey-postgres-%i/port '
+      '^RuntimeDirectory=idemkey-postgres-%i$')
+    unwanted+=('^StateDirectory=' '^ExecStart=.*--data_dir' '^ExecStart=.*--postgres_dsn=\$[A-Z]') ;;
+  *)
+    wants+=('^StateDirectory=idemkey( |$)'
+      '^EnvironmentFile=/etc/idemkey/idemkeyd.env$') ;;
+esac
+for want in "${wants[@]}"; do
+  grep -Eq -- "$want" "$unit" || { echo "FAIL: $unit lacks $want"; exit 1; }
+done
+for unwant in "${unwanted[@]}"; do
+  if grep -Eq -- "$unwant" "$unit"; then
+    echo "FAIL: $unit has $unwant"
+    exit 1
+  fi
 done
 # The stop timeout must leave room for the default --drain_timeout (10s)
 # plus the flush at exit.
