@@ -1,5 +1,6 @@
 #include "bench/closed_loop.h"
 
+#include <thread>
 #include <utility>
 
 namespace idemkey::bench {
@@ -70,6 +71,44 @@ void ClosedLoop::OnDone(Slot& slot, OpEnd end) {
 void ClosedLoop::SlotStopped() {
   std::lock_guard<std::mutex> lock(mu_);
   if (--active_ == 0) cv_.notify_one();
+}
+
+RunResult RunBlockingLoop(
+    size_t threads, double seconds,
+    const std::function<std::string(size_t thread, uint64_t n)>& op) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> next{0};
+  std::vector<RunResult> per_thread(threads);
+  std::vector<std::thread> running;
+  const Clock::time_point start = Clock::now();
+  for (size_t i = 0; i < threads; ++i) {
+    running.emplace_back([&, i] {
+      RunResult& mine = per_thread[i];
+      while (!stop.load(std::memory_order_relaxed)) {
+        const uint64_t n = next.fetch_add(1, std::memory_order_relaxed);
+        const Clock::time_point began = Clock::now();
+        std::string error = op(i, n);
+        mine.latency.Record(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() -
+                                                                 began)
+                .count()));
+        if (!error.empty() && mine.errors++ == 0) {
+          mine.first_error = std::move(error);
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (std::thread& t : running) t.join();
+  RunResult result;
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (RunResult& r : per_thread) {
+    result.latency.Merge(r.latency);
+    result.errors += r.errors;
+    if (result.first_error.empty()) result.first_error = r.first_error;
+  }
+  return result;
 }
 
 }  // namespace idemkey::bench

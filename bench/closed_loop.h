@@ -116,6 +116,14 @@ class ClosedLoop {
   size_t active_ = 0;  // guarded by mu_
 };
 
+// For targets whose calls block (the client library, libpq): `threads`
+// threads, each calling `op(thread, n)` in a loop, n = 0, 1, ... over all of
+// them, for `seconds`. `op` returns empty, or what went wrong; thread i is
+// the only caller with i, so per-thread state (a connection) needs no lock.
+RunResult RunBlockingLoop(
+    size_t threads, double seconds,
+    const std::function<std::string(size_t thread, uint64_t n)>& op);
+
 // splitmix64: spreads sequence numbers into well-mixed pseudo-random values,
 // without RNG state shared between callbacks.
 inline uint64_t Mix(uint64_t x) {

@@ -10,8 +10,11 @@
 # Reserve and Lookup through the client library with batch_calls), idemkeyd
 # with --sync=false
 # (Ping, pairs), and Redis 7 with --appendonly yes --appendfsync always
-# (PING, pairs), each on a fresh temporary data directory and a free port of
-# 127.0.0.1, and drives each with idemkey-bench at every in-flight level.
+# (PING, pairs), then the PostgreSQL backend: idemkeyd --backend=postgres
+# alone and as 2 replicas, and the direct-SQL peer doing the same pairs from
+# libpq (PG=0 leaves these out); each on a fresh temporary data directory
+# and a free port of 127.0.0.1, and drives each with idemkey-bench at every
+# in-flight level.
 # Then prints the machine, the rates and the ratios the issue set as targets
 # (bench/README.md explains every row), and writes the same to the output
 # file: the argument, else $OUT, else bench/results/compare-<date>.txt. The
@@ -19,7 +22,7 @@
 #
 # Environment: LEVELS (in-flight levels, default "1 8 64 256"), CELL_SECONDS
 # (measured seconds per scenario and level, default 5; the default run takes
-# about 3 minutes), CHANNELS (gRPC channels, default 4), RESPONSE_BYTES
+# about 5 minutes), PG (1, the default: the PostgreSQL rows), CHANNELS (gRPC channels, default 4), RESPONSE_BYTES
 # (default 256), and those of lib.sh: BUILD_DIR, NO_BUILD, DATA_ROOT,
 # KEEP_WORK.
 set -euo pipefail
@@ -75,12 +78,43 @@ redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
 bench redis --target=redis --redis="$REDIS_ADDR" --scenarios=ping,pairs
 stop_server "$REDIS_PID"
 
+# The PostgreSQL backend (PG=0 leaves it out): one PostgreSQL 15 of
+# tests/support/postgres_server.py (fsync and synchronous_commit on), run as
+# the postgres user; idemkeyd --backend=postgres, alone and then as 2
+# replicas over it (the raw stubs balance over both), and the direct-SQL
+# peer (bench/sql_target.cc) in a database of its own.
+pg_version=""
+if [ "${PG:-1}" = 1 ]; then
+  chmod 755 "$WORK"  # the postgres user reaches its data directory
+  pg_server() { /usr/bin/python3 "$REPO/tests/support/postgres_server.py" "$@"; }
+  pg_server start --dir "$WORK/pg" --dsn_file "$WORK/pg.dsn" >&2
+  trap 'pg_server stop --dir "$WORK/pg" >&2; bench_cleanup' EXIT
+  pg_dsn=$(cat "$WORK/pg.dsn")
+  psql "$pg_dsn" -q -c 'CREATE DATABASE idemkeyd' -c 'CREATE DATABASE direct'
+  pg_version=$(psql "$pg_dsn" -Atc 'SHOW server_version' | cut -d' ' -f1)
+  keys_dsn=${pg_dsn/dbname=postgres/dbname=idemkeyd}
+  start_idemkeyd pg1 --backend=postgres --postgres_dsn="$keys_dsn"
+  first=$IDEMKEYD_PID first_addr=$IDEMKEYD_ADDR
+  bench pg1 --address="$first_addr" --scenarios=ping,reserve,pairs
+  bench pg1batched --target=library --batch --address="$first_addr" \
+    --scenarios=pairs
+  start_idemkeyd pg2 --backend=postgres --postgres_dsn="$keys_dsn"
+  bench pg2 --address="ipv4:$first_addr,$IDEMKEYD_ADDR" --scenarios=pairs
+  stop_server "$IDEMKEYD_PID"
+  stop_server "$first"
+  bench sql --target=sql --postgres="${pg_dsn/dbname=postgres/dbname=direct}" \
+    --scenarios=ping,pairs
+fi
+
 {
   echo "idemkey compared with Redis and with an empty RPC (bench/compare.sh)"
   echo "$header"
   echo "run:     $CELL_SECONDS s per cell, $CHANNELS gRPC channels," \
     "$RESPONSE_BYTES-byte responses, 1 tenant; Redis $redis_version" \
     "(appendonly, appendfsync always), one connection per operation in flight"
+  [ -z "$pg_version" ] || echo "         PostgreSQL $pg_version (fsync," \
+    "synchronous_commit on, no standby), idemkeyd --postgres_pool_size=16;" \
+    "direct SQL: one connection per operation in flight"
   echo
   awk -F, -v levels="$LEVELS" '
     NR > 1 {
@@ -136,12 +170,21 @@ stop_server "$REDIS_PID"
       rates("  Lookup calls, streamed (sync)", "streamed", "lookup")
       rates("  pairs, Redis appendfsync always", "redis", "pairs")
       rates("  Redis PING calls", "redis", "ping")
+      rates("  Ping calls (idemkeyd, PostgreSQL)", "pg1", "ping")
+      rates("  Reserve calls (PostgreSQL)", "pg1", "reserve")
+      rates("  pairs, idemkeyd over PostgreSQL", "pg1", "pairs")
+      rates("  pairs, 2 idemkeyd over PostgreSQL", "pg2", "pairs")
+      rates("  pairs, library, batched (PostgreSQL)", "pg1batched", "pairs")
+      rates("  pairs, direct SQL", "sql", "pairs")
+      rates("  SELECT 1 calls (direct SQL)", "sql", "ping")
       print "pair latency p50/p99 (ms)"
       latency("  idemkeyd --sync=true", "sync")
       latency("  idemkeyd --sync=false", "nosync")
       latency("  client library, batched (sync)", "batched")
       latency("  client library, streamed (sync)", "streamed")
       latency("  Redis appendfsync always", "redis")
+      latency("  idemkeyd over PostgreSQL", "pg1")
+      latency("  direct SQL", "sql")
       print "ratios (ok: meets the target of issue #6; MISS: does not)"
       ratio("  sync pairs / Redis pairs", "1.00", "sync", "pairs", "redis", "pairs")
       ratio("  Reserve / Ping", "0.80", "sync", "reserve", "sync", "ping")
@@ -155,6 +198,10 @@ stop_server "$REDIS_PID"
       ratio("  sync pairs / Ping", "", "sync", "pairs", "sync", "ping")
       ratio("  no-sync pairs / Redis pairs", "", "nosync", "pairs", "redis", "pairs")
       ratio("  no-sync pairs / Ping (no-sync)", "", "nosync", "pairs", "nosync", "ping")
+      ratio("  PostgreSQL pairs / direct SQL pairs", "0.80", "pg1", "pairs", "sql", "pairs")
+      ratio("  2 replicas: pairs / direct SQL pairs", "0.80", "pg2", "pairs", "sql", "pairs")
+      ratio("  batched PostgreSQL pairs / direct SQL", "", "pg1batched", "pairs", "sql", "pairs")
+      ratio("  PostgreSQL pairs / Redis pairs", "", "pg1", "pairs", "redis", "pairs")
       if (errors > 0) {
         printf "\nWARNING: %d operations failed; the CSV has them per cell\n", errors
       }

@@ -1,15 +1,17 @@
-// idemkey-bench — closed-loop load generator for idemkeyd, and for Redis
-// doing the same logical work.
+// idemkey-bench — closed-loop load generator for idemkeyd, and for Redis and
+// PostgreSQL (driven directly) doing the same logical work.
 //
 // Keeps --in_flight operations outstanding (each finished one starts the
 // next at once) for --seconds per scenario, and reports ops/s, latency
 // quantiles, errors and each rate as a fraction of the ping rate: how much
 // of the transport's ceiling the store leaves.
 //
-//   build/server/daemon/idemkeyd --listen=127.0.0.1:50051 --data_dir=/tmp/bench-data &
-//   build/bench/idemkey-bench --address=127.0.0.1:50051 --in_flight=1,64
-//   build/bench/idemkey-bench --scenarios=ping,pairs,hot --csv=/tmp/bench.csv
-//   build/bench/idemkey-bench --target=redis --redis=127.0.0.1:6379
+//   build/server/daemon/idemkeyd --listen=127.0.0.1:50051
+//   --data_dir=/tmp/bench-data & build/bench/idemkey-bench
+//   --address=127.0.0.1:50051 --in_flight=1,64 build/bench/idemkey-bench
+//   --scenarios=ping,pairs,hot --csv=/tmp/bench.csv build/bench/idemkey-bench
+//   --target=redis --redis=127.0.0.1:6379 build/bench/idemkey-bench
+//   --target=sql --postgres='host=... dbname=...'
 //
 // bench/README.md describes every scenario and column.
 
@@ -39,8 +41,9 @@
 ABSL_FLAG(std::string, target, "idemkey",
           "system under test: idemkey (idemkeyd at --address, raw async "
           "stubs), library (idemkeyd at --address through the client "
-          "library, one thread per operation in flight; pairs only) or redis "
-          "(Redis at --redis)");
+          "library, one thread per operation in flight; pairs only), redis "
+          "(Redis at --redis) or sql (PostgreSQL at --postgres doing the "
+          "pairs itself, the direct-SQL peer)");
 ABSL_FLAG(bool, batch, false,
           "with --target=library: ClientOptions::batch_calls, coalescing "
           "concurrent calls into Batch RPCs");
@@ -50,10 +53,13 @@ ABSL_FLAG(bool, stream, false,
 ABSL_FLAG(std::string, address, "127.0.0.1:50051",
           "idemkeyd address, host:port");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "Redis address, host:port");
+ABSL_FLAG(std::string, postgres, "",
+          "with --target=sql: libpq conninfo of the database the direct-SQL "
+          "peer writes to (its own table, bench_idempotency_keys)");
 ABSL_FLAG(std::string, scenarios, "",
           "comma-separated scenarios, run in this order; empty: "
           "ping,reserve,complete,lookup,pairs,replay,hot,mix for idemkey, "
-          "ping,pairs for redis");
+          "ping,pairs for redis and sql");
 ABSL_FLAG(std::string, in_flight, "64",
           "operations kept outstanding at all times; a comma-separated list "
           "runs every scenario at each level");
@@ -127,10 +133,10 @@ constexpr char kCsvHeader[] =
 
 std::string CsvLine(const std::string& target, const Row& row) {
   const RunResult& r = row.result;
-  // Slot i of idemkey's runs uses channel i mod --channels; every Redis slot
-  // has a connection of its own; the client library has one channel.
+  // Slot i of idemkey's runs uses channel i mod --channels; every Redis and SQL
+  // slot has a connection of its own; the client library has one channel.
   const size_t connections =
-      target == "redis" ? row.in_flight
+      target == "redis" || target == "sql" ? row.in_flight
       : target == "library"
           ? 1
           : std::min<size_t>(row.in_flight, absl::GetFlag(FLAGS_channels));
@@ -202,8 +208,11 @@ std::unique_ptr<Target> Connect(const std::string& target,
     Die("built without hiredis, so --target=redis is missing: install "
         "libhiredis-dev and build again");
 #endif
+  } else if (target == "sql") {
+    connected = idemkey::bench::ConnectSqlTarget(absl::GetFlag(FLAGS_postgres),
+                                                 options, &error);
   } else {
-    Die(absl::StrCat("--target must be idemkey, library or redis, not \"",
+    Die(absl::StrCat("--target must be idemkey, library, redis or sql, not \"",
                      target, "\""));
   }
   if (connected == nullptr) Die(error);
@@ -215,7 +224,7 @@ std::unique_ptr<Target> Connect(const std::string& target,
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "closed-loop load generator for idemkeyd (and Redis doing the same "
-      "work).\nUsage: idemkey-bench [--target=idemkey|redis] "
+      "work).\nUsage: idemkey-bench [--target=idemkey|library|redis|sql] "
       "[--address=127.0.0.1:50051] [--scenarios=ping,pairs,...] "
       "[--in_flight=64[,...]] [--seconds=5] [--csv=FILE]");
   absl::ParseCommandLine(argc, argv);
@@ -235,7 +244,8 @@ int main(int argc, char** argv) {
 
   std::string scenario_list = absl::GetFlag(FLAGS_scenarios);
   if (scenario_list.empty()) {
-    scenario_list = target_name == "redis" ? "ping,pairs"
+    scenario_list = target_name == "redis" || target_name == "sql"
+                        ? "ping,pairs"
                     : target_name == "library"
                         ? "pairs"
                         : "ping,reserve,complete,lookup,pairs,replay,hot,mix";
@@ -260,8 +270,10 @@ int main(int argc, char** argv) {
       "idemkey-bench: %s at %s, %s in flight, %.1f s per scenario, %d "
       "tenant(s), %d-byte responses, ttl %s\n",
       target_name,
-      target_name == "redis"
-          ? absl::GetFlag(FLAGS_redis)
+      target_name == "redis" ? absl::GetFlag(FLAGS_redis)
+      // Not the conninfo: it may hold a password.
+      : target_name == "sql"
+          ? std::string("PostgreSQL")
           : absl::StrCat(absl::GetFlag(FLAGS_address), " (",
                          absl::GetFlag(FLAGS_channels), " channels)"),
       absl::StrJoin(levels, ","), seconds, options.tenants,

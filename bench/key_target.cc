@@ -450,6 +450,8 @@ std::unique_ptr<Target> ConnectKeyTarget(const std::string& address,
   for (int i = 0; i < channels; ++i) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    // An address naming several replicas ("ipv4:a,b") spreads the calls.
+    args.SetLoadBalancingPolicyName("round_robin");
     std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
         address, grpc::InsecureChannelCredentials(), args);
     if (!channel->WaitForConnected(std::chrono::system_clock::now() +

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -70,40 +69,8 @@ class LibraryTarget final : public Target {
       if (scenario == "reserve") return Reserve(key, tenant).second;
       return Pair(key, tenant);
     };
-    std::atomic<bool> stop{false};
-    std::atomic<uint64_t> next{0};
-    std::vector<RunResult> per_thread(in_flight);
-    std::vector<std::thread> threads;
-    const Clock::time_point start = Clock::now();
-    for (size_t i = 0; i < in_flight; ++i) {
-      threads.emplace_back([&, i] {
-        RunResult& mine = per_thread[i];
-        while (!stop.load(std::memory_order_relaxed)) {
-          const uint64_t n = next.fetch_add(1, std::memory_order_relaxed);
-          const Clock::time_point began = Clock::now();
-          std::string error = op(n);
-          mine.latency.Record(static_cast<uint64_t>(
-              std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  Clock::now() - began)
-                  .count()));
-          if (!error.empty() && mine.errors++ == 0) {
-            mine.first_error = std::move(error);
-          }
-        }
-      });
-    }
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    stop = true;
-    for (std::thread& t : threads) t.join();
-    RunResult result;
-    result.seconds =
-        std::chrono::duration<double>(Clock::now() - start).count();
-    for (RunResult& r : per_thread) {
-      result.latency.Merge(r.latency);
-      result.errors += r.errors;
-      if (result.first_error.empty()) result.first_error = r.first_error;
-    }
-    return result;
+    return RunBlockingLoop(in_flight, seconds,
+                           [&](size_t, uint64_t n) { return op(n); });
   }
 
  private:

@@ -12,7 +12,8 @@
 //
 // idemkeyd (ConnectKeyTarget) runs every scenario of kKeyScenarios; Redis
 // (ConnectRedisTarget, only when built with hiredis: IDEMKEY_BENCH_REDIS)
-// runs `ping` and `pairs`. bench/README.md describes each scenario.
+// and PostgreSQL driven directly (ConnectSqlTarget) run `ping` and `pairs`.
+// bench/README.md describes each scenario.
 
 #ifndef IDEMKEY_BENCH_TARGET_H_
 #define IDEMKEY_BENCH_TARGET_H_
@@ -81,8 +82,8 @@ std::unique_ptr<Target> ConnectKeyTarget(const std::string& address,
                                          std::string* error);
 
 // idemkeyd at `address` through idemkey::client::Client (batch_calls and
-// stream_calls as given): `pairs` only, one thread per operation in flight. nullptr, with
-// *error set, when idemkeyd does not answer Ping.
+// stream_calls as given): `pairs` only, one thread per operation in flight.
+// nullptr, with *error set, when idemkeyd does not answer Ping.
 std::unique_ptr<Target> ConnectLibraryTarget(const std::string& address,
                                              bool batch_calls,
                                              bool stream_calls,
@@ -95,6 +96,14 @@ std::unique_ptr<Target> ConnectLibraryTarget(const std::string& address,
 std::unique_ptr<Target> ConnectRedisTarget(const std::string& address,
                                            const ScenarioOptions& options,
                                            std::string* error);
+
+// PostgreSQL at libpq conninfo `dsn` doing idemkeyd's pairs itself, the
+// direct-SQL peer (sql_target.cc): `pairs` and `ping`, one connection per
+// operation in flight. Creates its table; nullptr, with *error set, when
+// PostgreSQL cannot be reached.
+std::unique_ptr<Target> ConnectSqlTarget(const std::string& dsn,
+                                         const ScenarioOptions& options,
+                                         std::string* error);
 
 // Tenant names as ScenarioOptions::tenant describes.
 std::vector<std::string> TenantNames(const ScenarioOptions& options);
