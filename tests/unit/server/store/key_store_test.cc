@@ -1,5 +1,8 @@
 // The state machine with an injected clock, run against every backend: the
 // rules are the KeyStore's, so they must hold whatever stores the bytes.
+// Memory and RocksDB run in the unit run; PostgreSQL (a database per test on
+// the run's real server) in its pg.* copy, which CTest gives the server's
+// DSN (IDEMKEY_TEST_POSTGRES_DSN_FILE, tests/support/test_postgres.h).
 
 #include "server/store/key_store.h"
 
@@ -10,8 +13,10 @@
 
 #include "gtest/gtest.h"
 #include "server/store/memory_backend.h"
+#include "server/store/postgres/postgres_backend.h"
 #include "server/store/rocksdb/rocksdb_backend.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_postgres.h"
 
 namespace idemkey::store {
 namespace {
@@ -20,13 +25,27 @@ constexpr int64_t kStart = 1'700'000'000'000;
 const std::string kFp(32, 'f');
 const std::string kOtherFp(32, 'g');
 
-enum class BackendKind { kMemory, kRocksDb };
+enum class BackendKind { kMemory, kRocksDb, kPostgres };
 
 class KeyStoreTest : public ::testing::TestWithParam<BackendKind> {
  protected:
   void SetUp() override {
     if (GetParam() == BackendKind::kMemory) {
       backend_ = std::make_unique<MemoryBackend>(1000, &clock_);
+    } else if (GetParam() == BackendKind::kPostgres) {
+      if (!idemkey::testing::UsingPostgres()) {
+        GTEST_SKIP() << "runs as pg.*, with the run's PostgreSQL server";
+      }
+      absl::StatusOr<std::string> dsn =
+          idemkey::testing::TestDatabaseDsn(dir_.path());
+      ASSERT_TRUE(dsn.ok()) << dsn.status();
+      PostgresOptions options;
+      options.dsn = *dsn;
+      options.clock = &clock_;
+      options.sweep_interval = absl::ZeroDuration();
+      auto opened = PostgresBackend::Open(options);
+      ASSERT_TRUE(opened.ok()) << opened.status();
+      backend_ = std::move(*opened);
     } else {
       RocksDbOptions options;
       options.path = dir_.path() + "/db";
@@ -262,11 +281,18 @@ TEST_P(KeyStoreTest, ExactlyOneOwnerAmongConcurrentReserves) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, KeyStoreTest,
                          ::testing::Values(BackendKind::kMemory,
-                                           BackendKind::kRocksDb),
+                                           BackendKind::kRocksDb,
+                                           BackendKind::kPostgres),
                          [](const auto& info) {
-                           return info.param == BackendKind::kMemory
-                                      ? "Memory"
-                                      : "RocksDb";
+                           switch (info.param) {
+                             case BackendKind::kMemory:
+                               return "Memory";
+                             case BackendKind::kRocksDb:
+                               return "RocksDb";
+                             case BackendKind::kPostgres:
+                               break;
+                           }
+                           return "Postgres";
                          });
 
 }  // namespace
