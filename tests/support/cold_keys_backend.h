@@ -21,8 +21,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "idemkey/sync/mutex.h"
 #include "server/store/backend.h"
 #include "server/store/memory_backend.h"
 
@@ -75,12 +76,12 @@ class ColdKeysBackend final : public store::Backend {
 
   // From now on, cold updates wait for `n` of them to wait at once.
   void MeetColdUpdates(int n) {
-    absl::MutexLock lock(&mu_);
+    sync::MutexLock lock(&mu_);
     meet_ = n;
   }
   // Every cold update since MeetColdUpdates met the others in time.
   bool met() {
-    absl::MutexLock lock(&mu_);
+    sync::MutexLock lock(&mu_);
     return !missed_;
   }
 
@@ -99,20 +100,24 @@ class ColdKeysBackend final : public store::Backend {
   }
 
   void Meet() {
-    absl::MutexLock lock(&mu_);
+    sync::MutexLock lock(&mu_);
     if (meet_ == 0) return;
     ++waiting_;
-    if (!mu_.AwaitWithTimeout(absl::Condition(this, &ColdKeysBackend::AllHere),
-                              absl::Seconds(10))) {
-      missed_ = true;
+    all_here_.SignalAll();
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (waiting_ < meet_) {
+      const absl::Duration left = give_up - absl::Now();
+      if (left <= absl::ZeroDuration() || !all_here_.WaitFor(&mu_, left)) {
+        missed_ = missed_ || waiting_ < meet_;
+        return;
+      }
     }
-  }
-  bool AllHere() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return waiting_ >= meet_;
   }
 
   store::MemoryBackend memory_;
-  absl::Mutex mu_;
+  // sync::Mutex, not absl::Mutex: the TSan build must see these locks.
+  sync::Mutex mu_;
+  sync::CondVar all_here_;
   int meet_ ABSL_GUARDED_BY(mu_) = 0;
   int waiting_ ABSL_GUARDED_BY(mu_) = 0;  // cold updates that came to Meet
   bool missed_ ABSL_GUARDED_BY(mu_) = false;

@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "idemkey/sync/mutex.h"
 #include "server/api/key_calls.h"
 #include "server/store/key_store.h"
 #include "server/util/thread_pool.h"
@@ -50,18 +50,22 @@ class BatchRunTest : public ::testing::Test {
           [](absl::string_view) { return absl::OkStatus(); },
       std::function<bool(absl::string_view)> may_create =
           [](absl::string_view) { return true; }) {
-    absl::Notification answered;
+    // sync::Mutex, which the TSan build sees (absl's is not instrumented).
+    sync::Mutex mu;
+    sync::CondVar answered;
     absl::Status result;
     int answers = 0;
     RunBatch(&store_, &pool_, batch, response,
              BatchCallbacks{.authorize = std::move(authorize),
                             .may_create = std::move(may_create),
                             .done = [&](absl::Status s) {
+                              sync::MutexLock lock(&mu);
                               result = std::move(s);
                               ++answers;
-                              answered.Notify();
+                              answered.SignalAll();
                             }});
-    answered.WaitForNotification();
+    sync::MutexLock lock(&mu);
+    while (answers == 0) answered.Wait(&mu);
     EXPECT_EQ(answers, 1);
     return result;
   }
