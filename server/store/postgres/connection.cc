@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -185,12 +186,47 @@ absl::Status Connection::RollbackIfOpen() {
   return s;
 }
 
+const std::string* Connection::PreparedName(const Statement& st) const {
+  auto it = prepared_.find(PreparedKey(st));
+  return it == prepared_.end() ? nullptr : &it->second;
+}
+
+std::string Connection::PreparedKey(const Statement& st) {
+  std::string key = st.sql_;
+  key.push_back('\0');
+  for (unsigned int type : st.types_) absl::StrAppend(&key, type, ",");
+  return key;
+}
+
 absl::StatusOr<std::vector<Result>> Connection::Run(const Pipeline& pipeline) {
   warned_ = false;
   if (PQenterPipelineMode(conn_) != 1) return StatusFromError(nullptr, conn_);
   absl::Status error;
-  size_t sent = 0;
+  // What went out, in order: a statement's Prepare (the first time this
+  // connection runs its SQL with these parameter types), then its Execute.
+  struct Sent {
+    std::string prepared_key;  // set for a Prepare
+    std::string name;
+  };
+  std::vector<Sent> sent;
+  absl::flat_hash_map<std::string, std::string> preparing;  // in this Run
   for (const Statement& st : pipeline.statements()) {
+    const std::string* name = PreparedName(st);
+    if (name == nullptr) {
+      std::string key = PreparedKey(st);
+      auto [it, fresh] = preparing.try_emplace(key);
+      if (fresh) {
+        it->second = absl::StrCat("idemkey_", next_statement_++);
+        if (PQsendPrepare(conn_, it->second.c_str(), st.sql_.c_str(),
+                          static_cast<int>(st.types_.size()),
+                          st.types_.data()) != 1) {
+          error = StatusFromError(nullptr, conn_);
+          break;
+        }
+        sent.push_back(Sent{.prepared_key = key, .name = it->second});
+      }
+      name = &it->second;
+    }
     std::vector<const char*> values(st.values_.size());
     std::vector<int> lengths(st.values_.size());
     std::vector<int> formats(st.values_.size(), 1);
@@ -198,23 +234,24 @@ absl::StatusOr<std::vector<Result>> Connection::Run(const Pipeline& pipeline) {
       values[i] = st.nulls_[i] ? nullptr : st.values_[i].data();
       lengths[i] = static_cast<int>(st.values_[i].size());
     }
-    if (PQsendQueryParams(conn_, st.sql_.c_str(),
-                          static_cast<int>(values.size()), st.types_.data(),
-                          values.data(), lengths.data(), formats.data(),
-                          /*resultFormat=*/1) != 1) {
+    if (PQsendQueryPrepared(conn_, name->c_str(),
+                            static_cast<int>(values.size()), values.data(),
+                            lengths.data(), formats.data(),
+                            /*resultFormat=*/1) != 1) {
       error = StatusFromError(nullptr, conn_);
       break;
     }
-    ++sent;
+    sent.push_back(Sent{});
   }
   std::vector<Result> results;
   if (error.ok() && PQpipelineSync(conn_) != 1) {
     error = StatusFromError(nullptr, conn_);
   }
   if (error.ok()) {
-    results.reserve(sent);
-    // Each statement's result, then a NULL; after them the sync's result.
-    for (size_t i = 0; i < sent; ++i) {
+    results.reserve(pipeline.statements().size());
+    // Each Prepare's and statement's result, then a NULL; after them the
+    // sync's result.
+    for (const Sent& item : sent) {
       PGresult* r = PQgetResult(conn_);
       if (r == nullptr) {
         error = StatusFromError(nullptr, conn_);
@@ -226,7 +263,14 @@ absl::StatusOr<std::vector<Result>> Connection::Run(const Pipeline& pipeline) {
       } else if (status == PGRES_PIPELINE_ABORTED && error.ok()) {
         error = absl::InternalError("PostgreSQL skipped a statement");
       }
-      results.emplace_back(r);
+      if (!item.prepared_key.empty()) {
+        // Only a Prepare that ran made the name: a skipped one did not.
+        if (status == PGRES_COMMAND_OK)
+          prepared_[item.prepared_key] = item.name;
+        PQclear(r);
+      } else {
+        results.emplace_back(r);
+      }
       while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);
     }
     if (PQstatus(conn_) == CONNECTION_OK) {

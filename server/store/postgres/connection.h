@@ -4,7 +4,11 @@
 // Every value travels in binary (integers big-endian, bytea raw), so nothing
 // is quoted or parsed as text. A Pipeline sends its statements back to back,
 // then one Sync, and reads every result: one network round trip however
-// many statements (libpq's pipeline mode, PostgreSQL 14+).
+// many statements (libpq's pipeline mode, PostgreSQL 14+). Each distinct
+// statement is prepared the first time a connection runs it, in the same
+// round trip, and only executed after that: PostgreSQL parses and plans it
+// once per connection, not once per call. (Statements come from a fixed set
+// in the code, so the prepared ones stay few; none is ever deallocated.)
 //
 //   absl::StatusOr<std::unique_ptr<Connection>> c = Connection::Open(dsn, s);
 //   Pipeline p;
@@ -32,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -129,6 +134,10 @@ class Connection {
   explicit Connection(pg_conn* conn);
   static void OnNotice(void* self, const pg_result* notice);
   absl::Status RollbackIfOpen();
+  // A statement is prepared per (SQL, parameter types); its name, once its
+  // Prepare ran, or null.
+  static std::string PreparedKey(const Statement& st);
+  const std::string* PreparedName(const Statement& st) const;
 
   pg_conn* const conn_;
   bool warned_ = false;
@@ -136,6 +145,9 @@ class Connection {
   // lost, or it reached a read-only standby (which a new connection with
   // target_session_attrs=read-write would not).
   bool discard_ = false;
+  // PreparedKey -> the name it was prepared as on this connection.
+  absl::flat_hash_map<std::string, std::string> prepared_;
+  uint64_t next_statement_ = 0;
 };
 
 // A 64-bit pg_advisory_xact_lock key for the pair (a, b): stable across
