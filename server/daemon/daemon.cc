@@ -5,9 +5,11 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -23,6 +25,7 @@
 #include "server/metrics/store_metrics.h"
 #include "server/service/admin_service.h"
 #include "server/service/key_service.h"
+#include "server/store/postgres/placed_backend.h"
 #include "server/util/log.h"
 #include "server/util/thread_pool.h"
 
@@ -52,8 +55,56 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+// The clusters of --postgres_clusters_file: "NAME DSN" per line, blank
+// lines and # comments left out. Messages name the line, never its DSN
+// (which may hold a password).
+absl::StatusOr<std::vector<store::PlacedCluster>> ReadClusters(
+    const std::string& path, const store::PostgresOptions& each) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read --postgres_clusters_file ", path));
+  }
+  std::vector<store::PlacedCluster> clusters;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const absl::string_view text = absl::StripAsciiWhitespace(line);
+    if (text.empty() || text[0] == '#') continue;
+    const size_t space = text.find_first_of(" \t");
+    const absl::string_view dsn =
+        space == absl::string_view::npos
+            ? absl::string_view()
+            : absl::StripLeadingAsciiWhitespace(text.substr(space));
+    if (dsn.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--postgres_clusters_file ", path, " line ", n,
+          ": expected \"NAME DSN\" (a cluster name, a space, its libpq "
+          "connection string)"));
+    }
+    store::PlacedCluster& c = clusters.emplace_back();
+    c.name = std::string(text.substr(0, space));
+    c.options = each;
+    c.options.dsn = std::string(dsn);
+  }
+  if (clusters.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--postgres_clusters_file ", path, " names ", clusters.size(),
+        " cluster(s); it is for two or more (one: --postgres_dsn)"));
+  }
+  return clusters;
+}
+
 absl::StatusOr<std::unique_ptr<store::Backend>> OpenBackend(
     const DaemonOptions& options) {
+  if (!options.postgres_clusters_file.empty()) {
+    absl::StatusOr<std::vector<store::PlacedCluster>> clusters =
+        ReadClusters(options.postgres_clusters_file, options.postgres);
+    if (!clusters.ok()) return clusters.status();
+    absl::StatusOr<std::unique_ptr<store::PlacedBackend>> placed =
+        store::PlacedBackend::Open(*std::move(clusters));
+    if (!placed.ok()) return placed.status();
+    return std::unique_ptr<store::Backend>(*std::move(placed));
+  }
   if (options.backend == "postgres") {
     absl::StatusOr<std::unique_ptr<store::PostgresBackend>> pg =
         store::PostgresBackend::Open(options.postgres);

@@ -39,6 +39,10 @@ struct DaemonOptions {
   std::string backend = "rocksdb";
   store::RocksDbOptions rocksdb;
   store::PostgresOptions postgres;
+  // With "postgres": a file of "NAME DSN" lines, one per cluster, to place
+  // tenants over (placed_backend.h) instead of postgres.dsn's one database;
+  // every cluster takes postgres's other options.
+  std::string postgres_clusters_file;
   // Its auto_create_tenants is set from `auto_create_tenants` below.
   store::KeyStoreOptions key_store;
   // Who may create a tenant by Reserving in it: "auto", "true" or "false"

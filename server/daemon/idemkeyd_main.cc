@@ -25,6 +25,11 @@ ABSL_FLAG(std::string, postgres_dsn, "",
           "target_session_attrs=read-write (e.g. \"host=db1,db2,db3 "
           "dbname=idemkey user=idemkey target_session_attrs=read-write\"); "
           "a password is better in ~/.pgpass or PGPASSWORD than here");
+ABSL_FLAG(std::string, postgres_clusters_file, "",
+          "with --backend=postgres, instead of --postgres_dsn: tenants "
+          "spread over several PostgreSQL clusters; the file has one line "
+          "per cluster, \"NAME DSN\" (# comments), and the first cluster "
+          "also keeps where each tenant is (docs/backends.md)");
 ABSL_FLAG(int64_t, postgres_pool_size, 16,
           "with --backend=postgres: connections to PostgreSQL at most");
 ABSL_FLAG(absl::Duration, postgres_statement_timeout, absl::Seconds(5),
@@ -136,10 +141,17 @@ int main(int argc, char** argv) {
             absl::StrCat("--backend must be rocksdb or postgres, not \"",
                          options.backend, "\""));
   options.postgres.dsn = absl::GetFlag(FLAGS_postgres_dsn);
-  CheckFlag(options.backend != "postgres" || !options.postgres.dsn.empty(),
-            "--backend=postgres needs --postgres_dsn");
-  CheckFlag(options.backend == "postgres" || options.postgres.dsn.empty(),
-            "--postgres_dsn is only for --backend=postgres");
+  options.postgres_clusters_file = absl::GetFlag(FLAGS_postgres_clusters_file);
+  CheckFlag(options.backend != "postgres" ||
+                options.postgres.dsn.empty() !=
+                    options.postgres_clusters_file.empty(),
+            "--backend=postgres needs --postgres_dsn or, for several "
+            "clusters, --postgres_clusters_file (one of them)");
+  CheckFlag(
+      options.backend == "postgres" || (options.postgres.dsn.empty() &&
+                                        options.postgres_clusters_file.empty()),
+      "--postgres_dsn and --postgres_clusters_file are only for "
+      "--backend=postgres");
   const int64_t pool_size = absl::GetFlag(FLAGS_postgres_pool_size);
   CheckFlag(pool_size >= 1 && pool_size <= 1000,
             "--postgres_pool_size must be between 1 and 1000");

@@ -2,14 +2,20 @@
 // one database, restarted one after the other under load, fail no request;
 // the schema is migrated once however many start together, and a schema
 // newer than the binary, or a database out of reach, stops the start with a
-// clear line. (Every other e2e test runs over PostgreSQL too, as pg.*.)
+// clear line. Tenants spread over two clusters (two PostgreSQL servers) go
+// to the one with fewer, stay there across restarts, and are placed once
+// when two replicas create one together. (Every other e2e test runs over
+// PostgreSQL too, as pg.*.)
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,7 +109,7 @@ TEST(PostgresStartupTest, SchemaNewerThanTheBinaryIsRefused) {
       {"--listen=127.0.0.1:0", "--backend=postgres", "--postgres_dsn=" + *dsn});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("the database's idemkey schema is version 99, "
-                          "newer than this idemkeyd knows (1)"),
+                          "newer than this idemkeyd knows ("),
             std::string::npos)
       << r.output;
 }
@@ -234,6 +240,181 @@ TEST(PostgresReplicasTest, RollingRestartUnderLoadFailsNoCall) {
             << failures.size() << " failed calls\n";
   client.reset();
   for (auto& replica : replicas) EXPECT_TRUE(replica->Stop());
+}
+
+TEST(PostgresStartupTest, ClustersFileNeedsTwoClustersOrMore) {
+  TempDir dir;
+  const std::string file = dir.path() + "/clusters";
+  std::ofstream(file) << "# one cluster only\nsolo host=127.0.0.1 port=1\n";
+  CommandResult r = RunIdemkeyd({"--listen=127.0.0.1:0", "--backend=postgres",
+                                 "--postgres_clusters_file=" + file});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("names 1 cluster(s); it is for two or more"),
+            std::string::npos)
+      << r.output;
+  std::ofstream(file) << "east\nwest host=127.0.0.1 port=1\n";
+  r = RunIdemkeyd({"--listen=127.0.0.1:0", "--backend=postgres",
+                   "--postgres_clusters_file=" + file});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("line 1: expected \"NAME DSN\""), std::string::npos)
+      << r.output;
+}
+
+// Two clusters: "east", a database on the run's server (it also keeps the
+// placement), and "west", a PostgreSQL server of the test's own.
+class PostgresPlacementTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_UNLESS_POSTGRES();
+    west_server_ = std::make_unique<ExtraPostgresServer>(dir_.path());
+    ASSERT_TRUE(west_server_->error().empty()) << west_server_->error();
+    ASSERT_TRUE(ExecSql(west_server_->dsn(), "CREATE DATABASE idemkey").ok());
+    west_ = west_server_->dsn() + " dbname=idemkey";
+    absl::StatusOr<std::string> east = TestDatabaseDsn(dir_.path() + "/east");
+    ASSERT_TRUE(east.ok()) << east.status();
+    east_ = *east;
+    WriteClusters({{"east", east_}, {"west", west_}});
+  }
+
+  void WriteClusters(
+      const std::vector<std::pair<std::string, std::string>>& clusters) {
+    std::ofstream out(clusters_file());
+    out << "# name dsn\n";
+    for (const auto& [name, dsn] : clusters) out << name << " " << dsn << "\n";
+  }
+  std::string clusters_file() const { return dir_.path() + "/clusters"; }
+
+  std::unique_ptr<IdemkeydProcess> Replica(int i) {
+    return std::make_unique<IdemkeydProcess>(
+        absl::StrCat(dir_.path(), "/replica", i),
+        std::vector<std::string>{
+            "--backend=postgres",
+            "--postgres_clusters_file=" + clusters_file()});
+  }
+
+  // The tenants the database `dsn` holds, by name.
+  static std::vector<std::string> TenantsOf(const std::string& dsn) {
+    absl::StatusOr<std::vector<std::string>> names =
+        QuerySql(dsn, "SELECT name FROM idemkey_tenants ORDER BY name");
+    EXPECT_TRUE(names.ok()) << names.status();
+    return names.ok() ? *names : std::vector<std::string>{};
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ExtraPostgresServer> west_server_;
+  std::string east_, west_;
+};
+
+TEST_F(PostgresPlacementTest, NewTenantsGoToTheClusterWithFewerAndStayThere) {
+  std::unique_ptr<IdemkeydProcess> server = Replica(0);
+  ASSERT_TRUE(server->Start());
+  std::map<std::string, uint64_t> tokens;
+  {
+    TestClient client(server->NewChannel());
+    for (const std::string tenant : {"t0", "t1", "t2", "t3"}) {
+      auto r = client.Reserve(ReserveReq(tenant, "k", "body", "a"));
+      ASSERT_TRUE(r.status.ok()) << tenant << ": " << r.status.error_message();
+      tokens[tenant] = r.reply.fencing_token();
+    }
+  }
+  // Each new tenant to the cluster with fewer tenants, east first on a tie.
+  EXPECT_EQ(TenantsOf(east_), (std::vector<std::string>{"t0", "t2"}));
+  EXPECT_EQ(TenantsOf(west_), (std::vector<std::string>{"t1", "t3"}));
+  // The i-th cluster hands out tokens i mod 64: none is handed out twice.
+  EXPECT_EQ(tokens["t0"] % 64, 0u);
+  EXPECT_EQ(tokens["t1"] % 64, 1u);
+  std::set<uint64_t> distinct;
+  for (const auto& [tenant, token] : tokens) distinct.insert(token);
+  EXPECT_EQ(distinct.size(), tokens.size());
+
+  // After a restart every tenant is found where it was, and stays there.
+  ASSERT_TRUE(server->Stop());
+  ASSERT_TRUE(server->Start());
+  auto client_owner = std::make_unique<TestClient>(server->NewChannel());
+  TestClient& client = *client_owner;
+  auto again = client.Reserve(ReserveReq("t1", "k", "body", "a"));
+  ASSERT_TRUE(again.status.ok()) << again.status.error_message();
+  EXPECT_EQ(again.reply.fencing_token(), tokens["t1"]);
+  auto other = client.Reserve(ReserveReq("t1", "k2", "body", "a"));
+  ASSERT_TRUE(other.status.ok()) << other.status.error_message();
+  EXPECT_EQ(other.reply.fencing_token() % 64, 1u);
+  EXPECT_GT(other.reply.fencing_token(), tokens["t1"]);
+  EXPECT_EQ(TenantsOf(west_), (std::vector<std::string>{"t1", "t3"}));
+  auto listed = client.ListTenants();
+  ASSERT_TRUE(listed.status.ok()) << listed.status.error_message();
+  EXPECT_EQ(listed.reply.tenants_size(), 4);
+
+  // A dropped tenant leaves its cluster and the placement; made again, it
+  // goes where there are fewer now (east: t0, t2; west: t3).
+  ASSERT_TRUE(client.DropTenant("t1").status.ok());
+  EXPECT_EQ(TenantsOf(west_), (std::vector<std::string>{"t3"}));
+  ASSERT_TRUE(client.Reserve(ReserveReq("t1", "k", "body", "a")).status.ok());
+  EXPECT_EQ(TenantsOf(west_), (std::vector<std::string>{"t1", "t3"}));
+  client_owner.reset();  // an idle connection would slow the stop down
+  ASSERT_TRUE(server->Stop());
+
+  // A placement naming a cluster the file no longer has stops the start.
+  WriteClusters({{"east", east_}, {"north", west_}});
+  CommandResult r =
+      RunIdemkeyd({"--listen=127.0.0.1:0", "--backend=postgres",
+                   "--postgres_clusters_file=" + clusters_file()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("is placed on cluster \"west\", which is not "
+                          "configured"),
+            std::string::npos)
+      << r.output;
+  // Nor may the clusters change places in the file: their tokens depend on
+  // it.
+  WriteClusters({{"west", west_}, {"east", east_}});
+  r = RunIdemkeyd({"--listen=127.0.0.1:0", "--backend=postgres",
+                   "--postgres_clusters_file=" + clusters_file()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cluster west was cluster number 2 of the file"),
+            std::string::npos)
+      << r.output;
+}
+
+// Two replicas creating the same new tenants at once place each once: every
+// tenant is on exactly one cluster, and each key has one OWNER.
+TEST_F(PostgresPlacementTest, ReplicasCreatingOneTenantTogetherPlaceItOnce) {
+  std::vector<std::unique_ptr<IdemkeydProcess>> replicas;
+  for (int i = 0; i < 2; ++i) {
+    replicas.push_back(Replica(i));
+    ASSERT_TRUE(replicas.back()->Start());
+  }
+  constexpr int kTenants = 12;
+  std::vector<std::unique_ptr<TestClient>> clients;
+  for (auto& r : replicas) {
+    clients.push_back(std::make_unique<TestClient>(r->NewChannel()));
+  }
+  std::atomic<int> owners{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kTenants; ++t) {
+    for (int side = 0; side < 2; ++side) {
+      threads.emplace_back([&, t, side] {
+        auto r = clients[side]->Reserve(ReserveReq(
+            absl::StrCat("new-", t), "k", "body", absl::StrCat("a", side)));
+        if (!r.status.ok()) {
+          ++failures;
+        } else if (r.reply.outcome() == idemkey::v1::OUTCOME_OWNER) {
+          ++owners;
+        }
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(owners, kTenants);
+  std::vector<std::string> east = TenantsOf(east_), west = TenantsOf(west_);
+  EXPECT_EQ(east.size() + west.size(), static_cast<size_t>(kTenants));
+  std::vector<std::string> both;
+  std::set_intersection(east.begin(), east.end(), west.begin(), west.end(),
+                        std::back_inserter(both));
+  EXPECT_TRUE(both.empty()) << "on both clusters: " << absl::StrJoin(both, ",");
+  EXPECT_FALSE(east.empty());
+  EXPECT_FALSE(west.empty());
+  clients.clear();  // idle connections would slow the stops down
+  for (auto& r : replicas) EXPECT_TRUE(r->Stop());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -106,7 +107,11 @@ IdemkeydProcess::~IdemkeydProcess() {
   std::vector<std::string> args = {
       IdemkeydPath(), "--listen=127.0.0.1:" + std::to_string(port_),
       "--port_file=" + port_file_};
-  if (UsingPostgres()) {
+  // Flags that choose the backend themselves (several clusters) win.
+  const bool own_backend = std::any_of(
+      extra_flags_.begin(), extra_flags_.end(),
+      [](const std::string& f) { return f.rfind("--backend=", 0) == 0; });
+  if (UsingPostgres() && !own_backend) {
     absl::StatusOr<std::string> dsn = TestDatabaseDsn(database_of_);
     if (!dsn.ok()) {
       return ::testing::AssertionFailure() << dsn.status().message();

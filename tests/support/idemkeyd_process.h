@@ -32,7 +32,8 @@ class IdemkeydProcess {
  public:
   // Over PostgreSQL (UsingPostgres()), the server uses the database that
   // belongs to `database_of` (TestDatabaseDsn), by default to `data_dir`:
-  // replicas of one service pass the same one.
+  // replicas of one service pass the same one; unless `extra_flags` has a
+  // --backend= of its own (then they say everything).
   IdemkeydProcess(std::string data_dir,
                   std::vector<std::string> extra_flags = {},
                   std::string database_of = "");

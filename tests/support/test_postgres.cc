@@ -1,5 +1,7 @@
 #include "tests/support/test_postgres.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -65,6 +67,61 @@ absl::StatusOr<std::string> TestDatabaseDsn(const std::string& data_dir) {
     return created;
   }
   return absl::StrCat(*server, " dbname=", db);
+}
+
+absl::StatusOr<std::vector<std::string>> QuerySql(const std::string& dsn,
+                                                  const std::string& sql) {
+  PGconn* conn = PQconnectdb(dsn.c_str());
+  absl::StatusOr<std::vector<std::string>> rows;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    rows = absl::UnavailableError(PQerrorMessage(conn));
+  } else {
+    PGresult* r = PQexec(conn, sql.c_str());
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      rows =
+          absl::InternalError(absl::StrCat(sql, ": ", PQresultErrorMessage(r)));
+    } else {
+      rows.emplace();
+      for (int i = 0; i < PQntuples(r); ++i)
+        rows->push_back(PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+  }
+  PQfinish(conn);
+  return rows;
+}
+
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int RunServerScript(const std::string& args) {
+  return std::system(
+      absl::StrCat("/usr/bin/python3 " POSTGRES_SERVER_PY " ", args).c_str());
+}
+
+}  // namespace
+
+ExtraPostgresServer::ExtraPostgresServer(std::string dir)
+    : dir_(std::move(dir)) {
+  chmod(dir_.c_str(), 0755);  // the postgres user runs the server in it
+  const std::string log = dir_ + "/postgres-server.log";
+  if (RunServerScript(absl::StrCat("start --dir '", dir_, "/pg' --dsn_file '",
+                                   dir_, "/pg.dsn' > '", log, "' 2>&1")) != 0) {
+    error_ = absl::StrCat("postgres_server.py start failed:\n", ReadAll(log));
+    return;
+  }
+  dsn_ = std::string(absl::StripAsciiWhitespace(ReadAll(dir_ + "/pg.dsn")));
+}
+
+ExtraPostgresServer::~ExtraPostgresServer() {
+  (void)RunServerScript(
+      absl::StrCat("stop --dir '", dir_, "/pg' > /dev/null 2>&1"));
 }
 
 }  // namespace idemkey::testing

@@ -13,7 +13,9 @@
 #define IDEMKEY_TESTS_SUPPORT_TEST_POSTGRES_H_
 
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace idemkey::testing {
@@ -27,6 +29,29 @@ absl::StatusOr<std::string> TestDatabaseDsn(const std::string& data_dir);
 // Runs `sql` on the database of `dsn` (for tests that look under the
 // service); the error text if it failed.
 absl::Status ExecSql(const std::string& dsn, const std::string& sql);
+
+// Runs `sql` and returns its first column, one string per row (in text).
+absl::StatusOr<std::vector<std::string>> QuerySql(const std::string& dsn,
+                                                  const std::string& sql);
+
+// A PostgreSQL server of its own for one test (another "cluster"), started
+// as the run's is (support/postgres_server.py) in `dir`, stopped when
+// destroyed. dsn() is empty, and error() says why, when it did not start.
+class ExtraPostgresServer {
+ public:
+  explicit ExtraPostgresServer(std::string dir);
+  ~ExtraPostgresServer();
+  ExtraPostgresServer(const ExtraPostgresServer&) = delete;
+  ExtraPostgresServer& operator=(const ExtraPostgresServer&) = delete;
+
+  const std::string& dsn() const { return dsn_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  const std::string dir_;
+  std::string dsn_;
+  std::string error_;
+};
 
 }  // namespace idemkey::testing
 

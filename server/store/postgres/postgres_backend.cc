@@ -114,6 +114,13 @@ absl::StatusOr<std::unique_ptr<PostgresBackend>> PostgresBackend::Open(
     if (absl::Status s = postgres::Migrate(**c); !s.ok()) return s;
   }
   std::unique_ptr<PostgresBackend> backend(new PostgresBackend(options));
+  if (absl::Status s = backend->WithConnection([&](Connection& c, bool* r) {
+        *r = true;
+        return backend->ReadTokenLayout(c);
+      });
+      !s.ok()) {
+    return s;
+  }
   if (options.sweep_interval > absl::ZeroDuration()) {
     backend->sweeper_ = std::thread([b = backend.get()] { b->SweepLoop(); });
   }
@@ -180,8 +187,7 @@ absl::Status PostgresBackend::Update(absl::string_view tenant,
       if (!r.ok()) return rollback(r.status());
       record = *std::move(r);
     }
-    std::optional<uint64_t> token =
-        static_cast<uint64_t>((*got)[3].Int64(0, 0));
+    std::optional<uint64_t> token = TokenOf((*got)[3].Int64(0, 0));
     drawn_token = &token;
     absl::StatusOr<WriteAction> action = fn(record);
     drawn_token = nullptr;
@@ -302,8 +308,58 @@ absl::StatusOr<uint64_t> PostgresBackend::NextFencingToken(
         p.Add("SELECT nextval('idemkey_fencing_tokens')");
         absl::StatusOr<std::vector<Result>> got = c.Run(p);
         if (!got.ok()) return got.status();
-        return static_cast<uint64_t>((*got)[0].Int64(0, 0));
+        return TokenOf((*got)[0].Int64(0, 0));
       });
+}
+
+uint64_t PostgresBackend::TokenOf(int64_t drawn) const {
+  return (static_cast<uint64_t>(drawn) + token_layout_.base) *
+             token_layout_.stride +
+         token_layout_.offset;
+}
+
+absl::Status PostgresBackend::ReadTokenLayout(Connection& c) {
+  Pipeline p;
+  p.Add("SELECT token_stride, token_offset, token_base FROM idemkey_schema");
+  absl::StatusOr<std::vector<Result>> got = c.Run(p);
+  if (!got.ok()) return got.status();
+  token_layout_ = {.stride = static_cast<uint64_t>((*got)[0].Int64(0, 0)),
+                   .offset = static_cast<uint64_t>((*got)[0].Int64(0, 1)),
+                   .base = static_cast<uint64_t>((*got)[0].Int64(0, 2))};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> PostgresBackend::TokenCeiling() {
+  return WithConnection(
+      [&](Connection& c, bool* retryable) -> absl::StatusOr<uint64_t> {
+        *retryable = true;
+        Pipeline p;
+        p.Add("SELECT last_value FROM idemkey_fencing_tokens");
+        absl::StatusOr<std::vector<Result>> got = c.Run(p);
+        if (!got.ok()) return got.status();
+        return TokenOf((*got)[0].Int64(0, 0)) + 1;
+      });
+}
+
+absl::StatusOr<PostgresBackend::TokenLayout> PostgresBackend::JoinPlacement(
+    const TokenLayout& layout) {
+  absl::Status s = WithConnection([&](Connection& c, bool* retryable) {
+    *retryable = true;  // one statement: all or nothing
+    Pipeline p;
+    // The first replica to start with the placement sets it; the others
+    // (and every later start) read what it set.
+    p.Add(
+         "UPDATE idemkey_schema SET token_stride = $1, token_offset = $2, "
+         "token_base = $3 WHERE token_stride = 1")
+        .Int64(static_cast<int64_t>(layout.stride))
+        .Int64(static_cast<int64_t>(layout.offset))
+        .Int64(static_cast<int64_t>(layout.base));
+    absl::StatusOr<std::vector<Result>> done = c.Run(p);
+    if (!done.ok()) return done.status();
+    return ReadTokenLayout(c);
+  });
+  if (!s.ok()) return s;
+  return token_layout_;
 }
 
 absl::StatusOr<TenantInfo> PostgresBackend::CreateTenant(

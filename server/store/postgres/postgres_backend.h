@@ -89,6 +89,20 @@ class PostgresBackend final : public Backend {
   // Stops the sweeper; the connections close.
   ~PostgresBackend() override;
 
+  // How tokens are made from the sequence (idemkey_schema).
+  struct TokenLayout {
+    uint64_t stride = 1;
+    uint64_t offset = 0;
+    uint64_t base = 0;
+  };
+  TokenLayout token_layout() const { return token_layout_; }
+  // Every token this database handed out is below it.
+  absl::StatusOr<uint64_t> TokenCeiling();
+  // For placed_backend.h, at start: a database that never joined a
+  // placement takes `layout`; one that did keeps its own. Returns the
+  // layout now in force.
+  absl::StatusOr<TokenLayout> JoinPlacement(const TokenLayout& layout);
+
   absl::Status Update(absl::string_view tenant, absl::string_view key,
                       const CallOptions& options, UpdateFn fn) override;
   absl::StatusOr<std::optional<Record>> Get(
@@ -111,6 +125,12 @@ class PostgresBackend final : public Backend {
 
  private:
   explicit PostgresBackend(const PostgresOptions& options);
+  // The token for the sequence's value `drawn`: (drawn + base) * stride +
+  // offset, as the database's idemkey_schema says (1, 0, 0 until it joins
+  // a placement).
+  uint64_t TokenOf(int64_t drawn) const;
+  // Reads the token layout into token_layout_.
+  absl::Status ReadTokenLayout(postgres::Connection& c);
   // Runs `work` on a borrowed connection; when the connection turns out
   // lost before anything was sent that could have changed the database
   // (`work` returns a status with *retryable set), runs it once more on a
@@ -126,6 +146,8 @@ class PostgresBackend final : public Backend {
   void SweepLoop();
 
   const PostgresOptions options_;
+  // Set at Open (and by JoinPlacement, before any call): read without a lock.
+  TokenLayout token_layout_;
   postgres::ConnectionPool pool_;
 
   sync::Mutex sweeper_mu_;

@@ -38,6 +38,20 @@ const std::vector<std::vector<const char*>>& Steps() {
           "(expires_ms)",
           "CREATE SEQUENCE idemkey_fencing_tokens AS bigint",
       },
+      // 2: tenants spread over several clusters (placed_backend.h): where
+      // each tenant lives (read only in the first cluster), and how this
+      // database turns its sequence's n into tokens, (n + base) * stride +
+      // offset, so that no two clusters hand out one token.
+      {
+          "CREATE TABLE idemkey_placement ("
+          "  tenant text COLLATE \"C\" PRIMARY KEY,"
+          "  cluster text NOT NULL,"
+          "  placed_ms bigint NOT NULL)",
+          "ALTER TABLE idemkey_schema"
+          "  ADD COLUMN token_stride bigint NOT NULL DEFAULT 1,"
+          "  ADD COLUMN token_offset bigint NOT NULL DEFAULT 0,"
+          "  ADD COLUMN token_base bigint NOT NULL DEFAULT 0",
+      },
   };
   return *steps;
 }

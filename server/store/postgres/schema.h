@@ -25,7 +25,7 @@
 
 namespace idemkey::store::postgres {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 absl::Status Migrate(Connection& connection);
 
