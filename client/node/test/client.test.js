@@ -5,7 +5,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const grpc = require("@grpc/grpc-js");
 const { Client, GrpcStatus, loadIdemkeyV1 } = require("..");
-const { waitFor } = require("./helpers/env");
+const { code, waitFor } = require("./helpers/env");
 
 const { KeyService } = loadIdemkeyV1();
 
@@ -37,15 +37,6 @@ async function startReplica({ fail = [], hold = 0 } = {}) {
 
 function client(address, over = {}) {
   return new Client({ address, maxAttempts: 4, initialBackoffMs: 1, maxBackoffMs: 4, ...over });
-}
-
-async function code(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    return e.code;
-  }
-  return GrpcStatus.OK;
 }
 
 test.describe("Client retries", () => {

@@ -4,7 +4,7 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const { Client, InMemoryKeyService, GrpcStatus, fingerprint, newAttemptId } = require("..");
-const { idemkeydSkipReason, startIdemkeyd, waitFor, newKey } = require("./helpers/env");
+const { code, idemkeydSkipReason, startIdemkeyd, waitFor, newKey } = require("./helpers/env");
 
 const FP = fingerprint("POST", "/v1/x", Buffer.from("a"));
 const FP2 = fingerprint("POST", "/v1/x", Buffer.from("b"));
@@ -18,15 +18,6 @@ const RESPONSE = {
   body: Buffer.from([0, 1, 2, 255]),
   bodyOmitted: false,
 };
-
-async function code(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    return e.code;
-  }
-  return GrpcStatus.OK;
-}
 
 function cases(name, makeKeys, { cleanup } = {}) {
   test.describe(`KeyService semantics: ${name}`, () => {

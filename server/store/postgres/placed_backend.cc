@@ -22,6 +22,12 @@ bool ByName(const TenantInfo& a, const TenantInfo& b) {
   return a.name < b.name;
 }
 
+// `s`, saying which cluster it came from.
+absl::Status InCluster(absl::string_view name, const absl::Status& s) {
+  return absl::Status(s.code(),
+                      absl::StrCat("cluster ", name, ": ", s.message()));
+}
+
 }  // namespace
 
 PlacedBackend::PlacedBackend(
@@ -53,9 +59,7 @@ absl::StatusOr<std::unique_ptr<PlacedBackend>> PlacedBackend::Open(
     absl::StatusOr<std::unique_ptr<PostgresBackend>> opened =
         PostgresBackend::Open(c.options);
     if (!opened.ok()) {
-      return absl::Status(
-          opened.status().code(),
-          absl::StrCat("cluster ", c.name, ": ", opened.status().message()));
+      return InCluster(c.name, opened.status());
     }
     names.push_back(c.name);
     backends.push_back(*std::move(opened));
@@ -79,9 +83,7 @@ absl::Status PlacedBackend::LayTokens(
   for (size_t i = 0; i < clusters.size(); ++i) {
     absl::StatusOr<uint64_t> c = clusters[i]->TokenCeiling();
     if (!c.ok()) {
-      return absl::Status(
-          c.status().code(),
-          absl::StrCat("cluster ", names[i], ": ", c.status().message()));
+      return InCluster(names[i], c.status());
     }
     ceiling = std::max(ceiling, *c);
   }
@@ -327,9 +329,7 @@ absl::StatusOr<BackendStats> PlacedBackend::Stats() {
   for (size_t i = 0; i < clusters_.size(); ++i) {
     absl::StatusOr<BackendStats> s = clusters_[i]->Stats();
     if (!s.ok()) {
-      return absl::Status(
-          s.status().code(),
-          absl::StrCat("cluster ", names_[i], ": ", s.status().message()));
+      return InCluster(names_[i], s.status());
     }
     all.tenants.insert(all.tenants.end(), s->tenants.begin(), s->tenants.end());
     all.max_tenants += s->max_tenants;

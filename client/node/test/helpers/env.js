@@ -145,12 +145,23 @@ function request(port, { method = "POST", path: p = "/", headers = {}, body } = 
   });
 }
 
+/** The gRPC code `promise` settles with: OK (0) when it resolves. */
+async function code(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    return e.code;
+  }
+  return 0;
+}
+
 /** A fresh key, unique to the run. */
 function newKey(tag = "k") {
   return `${tag}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
 
 module.exports = {
+  code,
   PACKAGE_ROOT,
   REPO_ROOT,
   IDEMKEYD,
