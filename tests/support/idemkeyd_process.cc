@@ -8,24 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <thread>
 
+#include "tests/support/read_file.h"
 #include "tests/support/test_postgres.h"
 
 namespace idemkey::testing {
-namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 pid_t SpawnProcess(const std::vector<std::string>& args,
                    const std::string& log_path) {

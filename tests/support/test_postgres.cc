@@ -3,14 +3,13 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "libpq-fe.h"
+#include "tests/support/read_file.h"
 
 namespace idemkey::testing {
 namespace {
@@ -18,10 +17,7 @@ namespace {
 const char* DsnFile() { return std::getenv("IDEMKEY_TEST_POSTGRES_DSN_FILE"); }
 
 absl::StatusOr<std::string> ServerDsn() {
-  std::ifstream in(DsnFile());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string dsn(absl::StripAsciiWhitespace(ss.str()));
+  std::string dsn(absl::StripAsciiWhitespace(ReadFile(DsnFile())));
   if (dsn.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("no DSN in ", DsnFile(),
@@ -93,13 +89,6 @@ absl::StatusOr<std::vector<std::string>> QuerySql(const std::string& dsn,
 
 namespace {
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int RunServerScript(const std::string& args) {
   return std::system(
       absl::StrCat("/usr/bin/python3 " POSTGRES_SERVER_PY " ", args).c_str());
@@ -113,10 +102,10 @@ ExtraPostgresServer::ExtraPostgresServer(std::string dir)
   const std::string log = dir_ + "/postgres-server.log";
   if (RunServerScript(absl::StrCat("start --dir '", dir_, "/pg' --dsn_file '",
                                    dir_, "/pg.dsn' > '", log, "' 2>&1")) != 0) {
-    error_ = absl::StrCat("postgres_server.py start failed:\n", ReadAll(log));
+    error_ = absl::StrCat("postgres_server.py start failed:\n", ReadFile(log));
     return;
   }
-  dsn_ = std::string(absl::StripAsciiWhitespace(ReadAll(dir_ + "/pg.dsn")));
+  dsn_ = std::string(absl::StripAsciiWhitespace(ReadFile(dir_ + "/pg.dsn")));
 }
 
 ExtraPostgresServer::~ExtraPostgresServer() {
