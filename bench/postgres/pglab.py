@@ -65,7 +65,8 @@ UPSERT_TYPES = ("bigint, bytea, bigint, bytea, bigint, bytea, bigint, bigint, "
 # As idemkeyd: PostgresBackend::DeleteExpired, all tenants, kSweepBatch 5000.
 SWEEP_BATCH = 5000
 SWEEP_SQL = ("DELETE FROM idemkey_records WHERE ctid IN (SELECT ctid FROM "
-             "idemkey_records WHERE expires_ms <= $1 LIMIT 5000)")
+             "idemkey_records WHERE expires_ms <= $1 "
+             "ORDER BY expires_ms LIMIT 5000)")
 # As idemkeyd: CreateTenant's and DropTenant's transactions (max_tenants 1000).
 CREATE_TENANT_SQL = (
     "BEGIN; LOCK TABLE idemkey_tenants IN SHARE ROW EXCLUSIVE MODE; "

@@ -485,11 +485,16 @@ absl::StatusOr<uint64_t> PostgresBackend::DeleteExpired(
     Pipeline p;
     // Each batch its own transaction, so no lock is held for long. An
     // Update that read such a row took it for absent and upserts: deleting
-    // it under the Update changes nothing it decided.
+    // it under the Update changes nothing it decided. ORDER BY keeps the
+    // expiry index in the plan: without it, the generic plan a prepared
+    // statement switches to after five runs guesses a third of the rows
+    // match and scans the whole table, even when nothing has expired
+    // (bench/postgres/README.md: 2.0 s against 7.5 ms at 10 M records).
     Statement& s = p.Add(absl::StrCat(
         "DELETE FROM idemkey_records WHERE ctid IN (SELECT ctid FROM "
         "idemkey_records WHERE expires_ms <= $1",
-        tenant_id ? " AND tenant_id = $2" : "", " LIMIT ", kSweepBatch, ")"));
+        tenant_id ? " AND tenant_id = $2" : "", " ORDER BY expires_ms LIMIT ",
+        kSweepBatch, ")"));
     s.Int64(now_ms);
     if (tenant_id) s.Int64(*tenant_id);
     absl::StatusOr<std::vector<Result>> got = c.Run(p);
