@@ -32,6 +32,10 @@ ABSL_FLAG(std::string, postgres_clusters_file, "",
           "also keeps where each tenant is (docs/backends.md)");
 ABSL_FLAG(int64_t, postgres_pool_size, 16,
           "with --backend=postgres: connections to PostgreSQL at most");
+ABSL_FLAG(int64_t, postgres_transactions_in_flight, 1,
+          "with --backend=postgres: Updates waiting for PostgreSQL share "
+          "transactions (group commit, up to 32 a transaction); at most this "
+          "many run at once, 1 to --postgres_pool_size");
 ABSL_FLAG(absl::Duration, postgres_statement_timeout, absl::Seconds(5),
           "with --backend=postgres: statement and lock timeout of every "
           "statement but COMMIT (a COMMIT waiting for the synchronous "
@@ -156,6 +160,12 @@ int main(int argc, char** argv) {
   CheckFlag(pool_size >= 1 && pool_size <= 1000,
             "--postgres_pool_size must be between 1 and 1000");
   options.postgres.pool_size = static_cast<size_t>(pool_size);
+  const int64_t transactions =
+      absl::GetFlag(FLAGS_postgres_transactions_in_flight);
+  CheckFlag(transactions >= 1 && transactions <= pool_size,
+            "--postgres_transactions_in_flight must be between 1 and "
+            "--postgres_pool_size");
+  options.postgres.transactions_in_flight = static_cast<size_t>(transactions);
   options.postgres.statement_timeout =
       absl::GetFlag(FLAGS_postgres_statement_timeout);
   CheckFlag(options.postgres.statement_timeout >= absl::Milliseconds(100),

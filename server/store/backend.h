@@ -102,7 +102,8 @@ class Backend {
   // call NextFencingToken (KeyStore issues a key's new token under the key's
   // lock, so that the key's tokens grow). It may run more than once per
   // Update only if the backend retries internally; it must not keep state
-  // across runs.
+  // across runs. It may run on another thread than the Update's caller
+  // (PostgresBackend runs a group's functions on one of their callers).
   using UpdateFn =
       absl::FunctionRef<absl::StatusOr<WriteAction>(std::optional<Record>&)>;
   // Called for each record of a Scan in key order; return false to stop.

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/store/postgres/schema.h"
 #include "server/util/log.h"
 
@@ -21,6 +23,16 @@ constexpr char kRecordColumns[] =
     "r.key, r.state, r.fingerprint, r.fencing_token, r.attempt_id, "
     "r.lease_expires_ms, r.created_ms, r.expires_ms, r.ttl_ms, "
     "r.completed_ms, r.response";
+
+// The tenant's id and the record of (tenant $1, key $2) from column 1 on:
+// one row when the tenant exists (the record's columns NULL when it has no
+// such record), none when it does not.
+std::string ReadRecordSql() {
+  return absl::StrCat("SELECT t.id, ", kRecordColumns,
+                      " FROM idemkey_tenants t LEFT JOIN idemkey_records r"
+                      " ON r.tenant_id = t.id AND r.key = $2"
+                      " WHERE t.name = $1");
+}
 
 absl::StatusOr<Record> RecordFromRow(const Result& rows, int row, int first) {
   Record r;
@@ -95,6 +107,13 @@ thread_local std::optional<uint64_t>* drawn_token = nullptr;
 
 constexpr int64_t kSweepLock = 0x6964656d6b657932;  // "idemkey2"
 constexpr int kSweepBatch = 5000;
+
+// Updates in one group transaction at most (PostgresBackend::TakeGroup).
+constexpr size_t kMaxGroupSize = 32;
+
+// $1 tokens, one a row, in the order drawn.
+constexpr char kDrawTokens[] =
+    "SELECT nextval('idemkey_fencing_tokens') FROM generate_series(1, $1)";
 // Stats counts each tenant's rows below this many rows in all.
 constexpr int64_t kCountedStatsRows = 1000000;
 
@@ -151,81 +170,182 @@ auto PostgresBackend::WithConnection(Work work)
   }
 }
 
+struct PostgresBackend::PendingUpdate {
+  PendingUpdate(absl::string_view tenant, absl::string_view key, UpdateFn fn)
+      : tenant(tenant), key(key), fn(fn) {}
+
+  absl::string_view tenant;
+  absl::string_view key;
+  UpdateFn fn;
+  absl::Status status;  // set when kDone
+  enum class State { kWaiting, kTaken, kDone } state = State::kWaiting;
+};
+
 absl::Status PostgresBackend::Update(absl::string_view tenant,
                                      absl::string_view key,
                                      const CallOptions& options, UpdateFn fn) {
   if (!options.may_wait_for_io) return WouldBlockError();
-  return WithConnection([&](Connection& c, bool* retryable) -> absl::Status {
-    Pipeline read;
-    read.Add("BEGIN");
-    read.Add("SELECT pg_advisory_xact_lock($1)")
-        .Int64(postgres::AdvisoryLockKey(tenant, key));
-    read.Add(absl::StrCat("SELECT t.id, ", kRecordColumns,
-                          " FROM idemkey_tenants t LEFT JOIN idemkey_records r"
-                          " ON r.tenant_id = t.id AND r.key = $2"
-                          " WHERE t.name = $1"))
-        .Text(tenant)
-        .Bytes(key);
-    read.Add("SELECT nextval('idemkey_fencing_tokens')");
-    absl::StatusOr<std::vector<Result>> got = c.Run(read);
-    if (!got.ok()) {
-      *retryable = true;  // nothing was written
-      return got.status();
+  using State = PendingUpdate::State;
+  PendingUpdate me(tenant, key, fn);
+  const size_t max_groups =
+      std::clamp<size_t>(options_.transactions_in_flight, 1,
+                         std::max<size_t>(options_.pool_size, 1));
+  group_mu_.Lock();
+  waiting_.push_back(&me);
+  while (me.state != State::kDone) {
+    if (me.state == State::kWaiting && groups_running_ < max_groups) {
+      // Run a transaction for what waits now (this Update among it unless
+      // 32 others were ahead; then it waits for the next).
+      std::vector<PendingUpdate*> group = TakeGroup();
+      ++groups_running_;
+      group_mu_.Unlock();
+      RunGroup(group);
+      group_mu_.Lock();
+      --groups_running_;
+      for (PendingUpdate* u : group) u->state = State::kDone;
+      group_ended_.SignalAll();
+    } else {
+      group_ended_.Wait(&group_mu_);
     }
-    const Result& rows = (*got)[2];
-    auto rollback = [&c](absl::Status s) {
-      Pipeline p;
-      p.Add("ROLLBACK");
-      (void)c.Run(p);
-      return s;
-    };
-    if (rows.rows() == 0) return rollback(UnknownTenantError(tenant));
+  }
+  group_mu_.Unlock();
+  return me.status;
+}
+
+size_t PostgresBackend::UpdatesWaitingForTesting() {
+  sync::MutexLock lock(&group_mu_);
+  return waiting_.size();
+}
+
+std::vector<PostgresBackend::PendingUpdate*> PostgresBackend::TakeGroup() {
+  std::vector<PendingUpdate*> group;
+  absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> records;
+  for (auto it = waiting_.begin();
+       it != waiting_.end() && group.size() < kMaxGroupSize;) {
+    PendingUpdate* u = *it;
+    // A second Update of a record waits for the next group: it must see
+    // the first one's write.
+    if (!records.emplace(u->tenant, u->key).second) {
+      ++it;
+      continue;
+    }
+    u->state = PendingUpdate::State::kTaken;
+    group.push_back(u);
+    it = waiting_.erase(it);
+  }
+  return group;
+}
+
+void PostgresBackend::RunGroup(std::vector<PendingUpdate*>& group) {
+  for (PendingUpdate* u : group) u->status = absl::OkStatus();
+  bool tenant_dropped = false;
+  absl::Status s = WithConnection([&](Connection& c, bool* retryable) {
+    return RunGroupOn(c, retryable, &tenant_dropped, group);
+  });
+  if (s.ok()) return;
+  if (tenant_dropped) {
+    // A tenant was dropped between the read and the write: its record's
+    // insert failed, and with it the transaction. Each again on its own,
+    // so that only that tenant's Updates fail.
+    if (group.size() == 1) {
+      group[0]->status = UnknownTenantError(group[0]->tenant);
+      return;
+    }
+    for (PendingUpdate* u : group) {
+      std::vector<PendingUpdate*> alone = {u};
+      RunGroup(alone);
+    }
+    return;
+  }
+  // Decisions that failed on their own keep their errors; every other
+  // Update of the group shares the transaction's fate.
+  for (PendingUpdate* u : group) {
+    if (u->status.ok()) u->status = s;
+  }
+}
+
+absl::Status PostgresBackend::RunGroupOn(Connection& c, bool* retryable,
+                                         bool* tenant_dropped,
+                                         std::vector<PendingUpdate*>& group) {
+  const int n = static_cast<int>(group.size());
+  std::vector<int64_t> lock_keys;
+  lock_keys.reserve(n);
+  for (const PendingUpdate* u : group) {
+    lock_keys.push_back(postgres::AdvisoryLockKey(u->tenant, u->key));
+  }
+  std::sort(lock_keys.begin(), lock_keys.end());
+  Pipeline read;
+  read.Add("BEGIN");
+  // unnest yields the keys in the array's order, and each lock is taken as
+  // its row is: the locks are taken in ascending order.
+  read.Add("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+      .Text(absl::StrCat("{", absl::StrJoin(lock_keys, ","), "}"));
+  for (const PendingUpdate* u : group) {
+    read.Add(ReadRecordSql()).Text(u->tenant).Bytes(u->key);
+  }
+  read.Add(kDrawTokens).Int64(n);
+  absl::StatusOr<std::vector<Result>> got = c.Run(read);
+  if (!got.ok()) {
+    *retryable = true;  // nothing was written
+    return got.status();
+  }
+  const Result& tokens = (*got)[2 + n];
+
+  Pipeline write;
+  for (int i = 0; i < n; ++i) {
+    PendingUpdate& u = *group[i];
+    const Result& rows = (*got)[2 + i];
+    if (rows.rows() == 0) {
+      u.status = UnknownTenantError(u.tenant);
+      continue;
+    }
     const int64_t tenant_id = rows.Int64(0, 0);
     std::optional<Record> record;
     if (!rows.IsNull(0, 1)) {
       absl::StatusOr<Record> r = RecordFromRow(rows, 0, 1);
-      if (!r.ok()) return rollback(r.status());
+      if (!r.ok()) {
+        u.status = r.status();
+        continue;
+      }
       record = *std::move(r);
     }
-    std::optional<uint64_t> token = TokenOf((*got)[3].Int64(0, 0));
+    std::optional<uint64_t> token = TokenOf(tokens.Int64(i, 0));
     drawn_token = &token;
-    absl::StatusOr<WriteAction> action = fn(record);
+    absl::StatusOr<WriteAction> action = u.fn(record);
     drawn_token = nullptr;
-    if (!action.ok()) return rollback(action.status());
-
-    Pipeline write;
-    if (*action == WriteAction::kPut) {
-      record->key = std::string(key);
+    if (!action.ok()) {
+      u.status = action.status();
+    } else if (*action == WriteAction::kPut) {
+      record->key = std::string(u.key);
       AddUpsert(write, tenant_id, *record);
     } else if (*action == WriteAction::kDelete) {
       write.Add("DELETE FROM idemkey_records WHERE tenant_id = $1 AND key = $2")
           .Int64(tenant_id)
-          .Bytes(key);
+          .Bytes(u.key);
     }
-    // A cancelled wait for the synchronous standby would commit without
-    // it: COMMIT must never time out.
-    write.Add("SET LOCAL statement_timeout = 0");
-    write.Add("COMMIT");
-    absl::StatusOr<std::vector<Result>> done = c.Run(write);
-    if (!done.ok()) {
-      if (absl::IsFailedPrecondition(done.status())) {
-        return UnknownTenantError(tenant);  // dropped meanwhile
-      }
-      if (absl::IsUnavailable(done.status()) && c.broken()) {
-        return absl::UnavailableError(absl::StrCat(
-            "the write may or may not have been applied (retry it: a "
-            "retried Reserve or Complete is safe): ",
-            done.status().message()));
-      }
-      return done.status();
+  }
+  // A cancelled wait for the synchronous standby would commit without
+  // it: COMMIT must never time out.
+  write.Add("SET LOCAL statement_timeout = 0");
+  write.Add("COMMIT");
+  absl::StatusOr<std::vector<Result>> done = c.Run(write);
+  if (!done.ok()) {
+    // A write's tenant row is gone (the foreign key): dropped meanwhile.
+    *tenant_dropped = absl::IsFailedPrecondition(done.status());
+    if (absl::IsUnavailable(done.status()) && c.broken()) {
+      return absl::UnavailableError(absl::StrCat(
+          "the write may or may not have been applied (retry it: a "
+          "retried Reserve or Complete is safe): ",
+          done.status().message()));
     }
-    if (c.warned()) {
-      return absl::UnavailableError(
-          "PostgreSQL warned during COMMIT (a cancelled wait for the "
-          "synchronous standby?): the write may not be replicated; retry it");
-    }
-    return absl::OkStatus();
-  });
+    return done.status();
+  }
+  if (c.warned()) {
+    return absl::UnavailableError(
+        "PostgreSQL warned during COMMIT (a cancelled wait for the "
+        "synchronous standby?): the write may not be replicated; retry it");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<Record>> PostgresBackend::Get(
@@ -237,12 +357,7 @@ absl::StatusOr<std::optional<Record>> PostgresBackend::Get(
           bool* retryable) -> absl::StatusOr<std::optional<Record>> {
         *retryable = true;  // a read
         Pipeline p;
-        p.Add(absl::StrCat("SELECT t.id, ", kRecordColumns,
-                           " FROM idemkey_tenants t LEFT JOIN idemkey_records"
-                           " r ON r.tenant_id = t.id AND r.key = $2"
-                           " WHERE t.name = $1"))
-            .Text(tenant)
-            .Bytes(key);
+        p.Add(ReadRecordSql()).Text(tenant).Bytes(key);
         absl::StatusOr<std::vector<Result>> got = c.Run(p);
         if (!got.ok()) return got.status();
         const Result& rows = (*got)[0];

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -277,6 +278,37 @@ TEST_P(KeyStoreTest, ExactlyOneOwnerAmongConcurrentReserves) {
     ASSERT_EQ(owners, 1) << "round " << round;
     ASSERT_EQ(in_progress, kThreads - 1) << "round " << round;
   }
+}
+
+// Many keys at once (PostgresBackend then writes them in shared
+// transactions): each key keeps its own decision, response and token.
+TEST_P(KeyStoreTest, ConcurrentPairsOnManyKeysEachKeepTheirOwnRecord) {
+  constexpr int kThreads = 16;
+  constexpr int kKeysEach = 25;
+  std::vector<std::vector<uint64_t>> tokens(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kKeysEach; ++i) {
+        const std::string key =
+            "many/" + std::to_string(t) + "/" + std::to_string(i);
+        ReserveResult owner = MustReserve(key, "a");
+        ASSERT_EQ(owner.outcome, ReserveOutcome::kOwner) << key;
+        tokens[t].push_back(owner.fencing_token);
+        ASSERT_TRUE(
+            store_->Complete("acme", key, owner.fencing_token, Response(key))
+                .ok())
+            << key;
+        ReserveResult replay = MustReserve(key, "b");
+        EXPECT_EQ(replay.outcome, ReserveOutcome::kCompleted) << key;
+        EXPECT_EQ(replay.response.body(), key);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<uint64_t> distinct;
+  for (const auto& each : tokens) distinct.insert(each.begin(), each.end());
+  EXPECT_EQ(distinct.size(), size_t{kThreads * kKeysEach});
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, KeyStoreTest,

@@ -1,0 +1,147 @@
+// PostgresBackend's group commit (postgres_backend.h): Updates that wait
+// together share one transaction, and one record's failure there fails only
+// that record's Update. On the run's real PostgreSQL server, a database per
+// test, as pg.GroupCommitTest.*/Postgres (tests/CMakeLists.txt).
+
+#include "server/store/postgres/postgres_backend.h"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_postgres.h"
+
+namespace idemkey::store {
+namespace {
+
+// One parameter, so that the test's name ends in /Postgres, which CTest
+// runs with the server (the unit run skips it).
+class GroupCommitTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    if (!idemkey::testing::UsingPostgres()) {
+      GTEST_SKIP() << "runs as pg.*, with the run's PostgreSQL server";
+    }
+    absl::StatusOr<std::string> dsn =
+        idemkey::testing::TestDatabaseDsn(dir_.path());
+    ASSERT_TRUE(dsn.ok()) << dsn.status();
+    dsn_ = *dsn;
+    PostgresOptions options;
+    options.dsn = dsn_;
+    options.sweep_interval = absl::ZeroDuration();
+    options.transactions_in_flight = 1;
+    auto opened = PostgresBackend::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    backend_ = *std::move(opened);
+    for (const char* tenant : {"acme", "doomed"}) {
+      ASSERT_TRUE(backend_->CreateTenant(tenant, {}).ok());
+    }
+  }
+
+  // Puts a fresh record at (tenant, key); `before_write` runs inside the
+  // Update, after the read.
+  absl::Status Put(
+      const std::string& tenant, const std::string& key,
+      const std::function<void()>& before_write = [] {}) {
+    return backend_->Update(
+        tenant, key, {},
+        [&](std::optional<Record>& r) -> absl::StatusOr<WriteAction> {
+          before_write();
+          r.emplace();
+          r->fingerprint = "fp";
+          r->expires_ms = 1;
+          return WriteAction::kPut;
+        });
+  }
+
+  // Starts an Update that holds the only transaction, inside its function,
+  // until `release` is notified; returns once it does.
+  std::thread HoldTheTransaction(absl::Notification& release) {
+    auto running = std::make_shared<absl::Notification>();
+    std::thread holder([this, running, &release] {
+      EXPECT_TRUE(Put("acme", "first", [&] {
+                    running->Notify();
+                    release.WaitForNotification();
+                  }).ok());
+    });
+    running->WaitForNotification();
+    return holder;
+  }
+
+  // Waits until `n` Updates wait for a group (the one running holds them).
+  void AwaitWaiting(size_t n) {
+    while (backend_->UpdatesWaitingForTesting() < n) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  idemkey::testing::TempDir dir_;
+  std::string dsn_;
+  std::unique_ptr<PostgresBackend> backend_;
+};
+
+TEST_P(GroupCommitTest, UpdatesThatWaitTogetherCommitInOneTransaction) {
+  constexpr int kWaiting = 8;
+  absl::Notification all_waiting;
+  std::thread first = HoldTheTransaction(all_waiting);
+  std::vector<std::thread> others;
+  for (int i = 0; i < kWaiting; ++i) {
+    others.emplace_back(
+        [&, i] { EXPECT_TRUE(Put("acme", "g/" + std::to_string(i)).ok()); });
+  }
+  AwaitWaiting(kWaiting);
+  all_waiting.Notify();
+  first.join();
+  for (std::thread& t : others) t.join();
+
+  // Rows one transaction wrote carry its id (xmin).
+  absl::StatusOr<std::vector<std::string>> writers = idemkey::testing::QuerySql(
+      dsn_,
+      "SELECT count(DISTINCT xmin::text) || ' ' || count(*) FROM "
+      "idemkey_records WHERE key LIKE 'g/%'");
+  ASSERT_TRUE(writers.ok()) << writers.status();
+  EXPECT_EQ(writers->at(0), "1 " + std::to_string(kWaiting));
+}
+
+TEST_P(GroupCommitTest, TenantDroppedDuringTheGroupFailsOnlyItsUpdate) {
+  absl::Notification both_waiting;
+  std::thread first = HoldTheTransaction(both_waiting);
+  absl::Status doomed_put, acme_put;
+  std::thread doomed([&] { doomed_put = Put("doomed", "k"); });
+  AwaitWaiting(1);
+  // Runs after the doomed record's decision, before the group's write:
+  // the doomed tenant goes, and its record's insert fails the transaction.
+  std::thread acme([&] {
+    bool dropped = false;
+    acme_put = Put("acme", "k", [&] {
+      if (dropped) return;  // run again, alone
+      dropped = true;
+      EXPECT_TRUE(backend_->DropTenant("doomed", {}).ok());
+    });
+  });
+  AwaitWaiting(2);
+  both_waiting.Notify();
+  first.join();
+  doomed.join();
+  acme.join();
+
+  EXPECT_TRUE(IsUnknownTenant(doomed_put)) << doomed_put;
+  EXPECT_TRUE(acme_put.ok()) << acme_put;
+  absl::StatusOr<std::optional<Record>> kept = backend_->Get("acme", "k", {});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(kept->has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GroupCommitTest, ::testing::Values(0),
+                         [](const auto&) { return "Postgres"; });
+
+}  // namespace
+}  // namespace idemkey::store
