@@ -113,7 +113,9 @@ def process_alive(pid):
     try:
         with open("/proc/{}/stat".format(pid)) as f:
             stat = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone before the open, or (ESRCH) between the open and the read:
+        # the 50-kill failover run met the second at kill 26.
         return False
     # The state follows the parenthesised command name, which may hold spaces.
     return stat[stat.rindex(")") + 2] not in "ZX"
@@ -123,7 +125,7 @@ def process_name(pid):
     try:
         with open("/proc/{}/comm".format(pid)) as f:
             return f.read().strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return ""
 
 
