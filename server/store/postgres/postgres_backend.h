@@ -89,10 +89,11 @@ struct PostgresOptions {
   // zero: never in the background (Compact still does).
   absl::Duration sweep_interval = absl::Minutes(1);
   // Group-commit transactions running at once (see above), 1 to
-  // pool_size. Fewer make bigger groups, and PostgreSQL's CPU is what runs
-  // out first: on 2 vCPUs, 1 ran 1.3-2x the pairs/s of 2, 3 or 4 at 8 to
-  // 256 in flight (bench/README.md). More may help when each commit waits
-  // long (a distant synchronous standby).
+  // pool_size. Fewer make bigger groups, each Update then costing
+  // PostgreSQL fewer statements and a share of one commit: on 2 vCPUs, 1
+  // ran 1.3-2x the pairs/s of 2, 3 or 4 at 8 to 256 in flight
+  // (bench/README.md). More may help when each commit waits long (a
+  // distant synchronous standby).
   size_t transactions_in_flight = 1;
   // Not owned; must outlive the backend.
   const Clock* clock = SystemClock::Get();
