@@ -94,21 +94,22 @@ absl::StatusOr<ReserveResult> KeyStore::Reserve(const ReserveArgs& args,
   return std::move(decision.result);
 }
 
-absl::StatusOr<int64_t> KeyStore::Complete(
-    absl::string_view tenant, absl::string_view key, uint64_t fencing_token,
-    const idemkey::v1::StoredResponse& response, const CallOptions& options) {
+absl::StatusOr<int64_t> KeyStore::Complete(absl::string_view tenant,
+                                           absl::string_view key,
+                                           uint64_t fencing_token,
+                                           idemkey::v1::StoredResponse response,
+                                           const CallOptions& options) {
   if (absl::Status s = ValidateTenantAndKey(tenant, key); !s.ok()) return s;
   const size_t response_bytes = response.ByteSizeLong();
   const bool too_large = response_bytes > options_.limits.max_response_bytes;
   int64_t expires_ms = 0;
   absl::Status s = Apply(
       tenant, key, options, /*create_tenant=*/false,
-      // A copy of the response goes into the record: Update may decide
-      // more than once (PostgresBackend does when the transaction it shared
-      // with other Updates failed on another tenant's drop).
+      // Runs once: Complete never creates a tenant, so Apply calls
+      // Backend::Update once, and Update runs its function once.
       [&](std::optional<Record> r, int64_t now) {
         return DecideComplete(std::move(r), {tenant, key}, fencing_token,
-                              response, too_large, now);
+                              std::move(response), too_large, now);
       },
       &expires_ms);
   if (too_large && absl::IsResourceExhausted(s)) {

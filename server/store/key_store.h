@@ -99,7 +99,7 @@ class KeyStore {
   absl::StatusOr<int64_t> Complete(absl::string_view tenant,
                                    absl::string_view key,
                                    uint64_t fencing_token,
-                                   const idemkey::v1::StoredResponse& response,
+                                   idemkey::v1::StoredResponse response,
                                    const CallOptions& options = CallOptions());
   absl::Status Release(absl::string_view tenant, absl::string_view key,
                        uint64_t fencing_token,

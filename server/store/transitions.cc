@@ -144,7 +144,7 @@ void IssueFencingToken(Transition<ReserveDecision>& t, uint64_t token) {
 
 Transition<int64_t> DecideComplete(std::optional<Record> stored, RecordId id,
                                    uint64_t fencing_token,
-                                   const idemkey::v1::StoredResponse& response,
+                                   idemkey::v1::StoredResponse response,
                                    bool response_over_limit, int64_t now_ms) {
   stored = LiveRecord(std::move(stored), now_ms);
   Transition<int64_t> t;
@@ -163,7 +163,7 @@ Transition<int64_t> DecideComplete(std::optional<Record> stored, RecordId id,
     return Fail<int64_t>(absl::ResourceExhaustedError(""));
   Record& r = *stored;
   r.state = RecordState::kCompleted;
-  r.response = response;
+  r.response = std::move(response);
   r.completed_ms = now_ms;
   r.lease_expires_ms = 0;
   r.expires_ms = now_ms + r.ttl_ms;

@@ -106,7 +106,7 @@ void IssueFencingToken(Transition<ReserveDecision>& t, uint64_t token);
 // the message): the middleware completes again without the body.
 Transition<int64_t> DecideComplete(std::optional<Record> stored, RecordId id,
                                    uint64_t fencing_token,
-                                   const idemkey::v1::StoredResponse& response,
+                                   idemkey::v1::StoredResponse response,
                                    bool response_over_limit, int64_t now_ms);
 
 struct Released {};

@@ -237,26 +237,10 @@ std::vector<PostgresBackend::PendingUpdate*> PostgresBackend::TakeGroup() {
 }
 
 void PostgresBackend::RunGroup(std::vector<PendingUpdate*>& group) {
-  for (PendingUpdate* u : group) u->status = absl::OkStatus();
-  bool tenant_dropped = false;
   absl::Status s = WithConnection([&](Connection& c, bool* retryable) {
-    return RunGroupOn(c, retryable, &tenant_dropped, group);
+    return RunGroupOn(c, retryable, group);
   });
   if (s.ok()) return;
-  if (tenant_dropped) {
-    // A tenant was dropped between the read and the write: its record's
-    // insert failed, and with it the transaction. Each again on its own,
-    // so that only that tenant's Updates fail.
-    if (group.size() == 1) {
-      group[0]->status = UnknownTenantError(group[0]->tenant);
-      return;
-    }
-    for (PendingUpdate* u : group) {
-      std::vector<PendingUpdate*> alone = {u};
-      RunGroup(alone);
-    }
-    return;
-  }
   // Decisions that failed on their own keep their errors; every other
   // Update of the group shares the transaction's fate.
   for (PendingUpdate* u : group) {
@@ -265,7 +249,6 @@ void PostgresBackend::RunGroup(std::vector<PendingUpdate*>& group) {
 }
 
 absl::Status PostgresBackend::RunGroupOn(Connection& c, bool* retryable,
-                                         bool* tenant_dropped,
                                          std::vector<PendingUpdate*>& group) {
   const int n = static_cast<int>(group.size());
   std::vector<int64_t> lock_keys;
@@ -281,7 +264,12 @@ absl::Status PostgresBackend::RunGroupOn(Connection& c, bool* retryable,
   read.Add("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
       .Text(absl::StrCat("{", absl::StrJoin(lock_keys, ","), "}"));
   for (const PendingUpdate* u : group) {
-    read.Add(ReadRecordSql()).Text(u->tenant).Bytes(u->key);
+    // FOR KEY SHARE: a DropTenant waits for this transaction, so a write
+    // never finds its tenant gone (the foreign key would fail the whole
+    // group's transaction, every Update in it).
+    read.Add(absl::StrCat(ReadRecordSql(), " FOR KEY SHARE OF t"))
+        .Text(u->tenant)
+        .Bytes(u->key);
   }
   read.Add(kDrawTokens).Int64(n);
   absl::StatusOr<std::vector<Result>> got = c.Run(read);
@@ -330,8 +318,6 @@ absl::Status PostgresBackend::RunGroupOn(Connection& c, bool* retryable,
   write.Add("COMMIT");
   absl::StatusOr<std::vector<Result>> done = c.Run(write);
   if (!done.ok()) {
-    // A write's tenant row is gone (the foreign key): dropped meanwhile.
-    *tenant_dropped = absl::IsFailedPrecondition(done.status());
     if (absl::IsUnavailable(done.status()) && c.broken()) {
       return absl::UnavailableError(absl::StrCat(
           "the write may or may not have been applied (retry it: a "

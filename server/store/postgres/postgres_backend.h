@@ -27,9 +27,10 @@
 // statement, their writes, one COMMIT. A single Update on an idle backend
 // starts at once; under load, statements and commits per Update fall with
 // the group's size. An Update's function runs on the thread that runs the
-// transaction (one of the group's callers), and runs again, alone, when the
-// group's transaction failed on one record's tenant being dropped
-// meanwhile.
+// transaction (one of the group's callers). The reads lock their tenants'
+// rows (FOR KEY SHARE), so a DropTenant waits for the transactions that
+// read the tenant, and no write of a group fails on its tenant's foreign
+// key (which would fail every Update of the group).
 //
 // Durability (guarantee 2): every session runs synchronous_commit=on, so
 // Update returns only once PostgreSQL has committed (and, with synchronous
@@ -177,10 +178,8 @@ class PostgresBackend final : public Backend {
   // Runs `group` in one transaction and sets each Update's status.
   void RunGroup(std::vector<PendingUpdate*>& group);
   // RunGroup on `c`: per-Update outcomes go into their statuses; an error
-  // returned is the whole transaction's (*tenant_dropped: because a write's
-  // tenant no longer exists).
+  // returned is the whole transaction's.
   absl::Status RunGroupOn(postgres::Connection& c, bool* retryable,
-                          bool* tenant_dropped,
                           std::vector<PendingUpdate*>& group);
 
   const PostgresOptions options_;

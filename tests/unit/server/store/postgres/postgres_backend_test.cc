@@ -1,7 +1,7 @@
 // PostgresBackend's group commit (postgres_backend.h): Updates that wait
-// together share one transaction, and one record's failure there fails only
-// that record's Update. On the run's real PostgreSQL server, a database per
-// test, as pg.GroupCommitTest.*/Postgres (tests/CMakeLists.txt).
+// together share one transaction, and a tenant's drop waits for the
+// transactions that read the tenant. On the run's real PostgreSQL server, a
+// database per test, as pg.GroupCommitTest.*/Postgres (tests/CMakeLists.txt).
 
 #include "server/store/postgres/postgres_backend.h"
 
@@ -111,33 +111,40 @@ TEST_P(GroupCommitTest, UpdatesThatWaitTogetherCommitInOneTransaction) {
   EXPECT_EQ(writers->at(0), "1 " + std::to_string(kWaiting));
 }
 
-TEST_P(GroupCommitTest, TenantDroppedDuringTheGroupFailsOnlyItsUpdate) {
-  absl::Notification both_waiting;
-  std::thread first = HoldTheTransaction(both_waiting);
-  absl::Status doomed_put, acme_put;
-  std::thread doomed([&] { doomed_put = Put("doomed", "k"); });
-  AwaitWaiting(1);
-  // Runs after the doomed record's decision, before the group's write:
-  // the doomed tenant goes, and its record's insert fails the transaction.
-  std::thread acme([&] {
-    bool dropped = false;
-    acme_put = Put("acme", "k", [&] {
-      if (dropped) return;  // run again, alone
-      dropped = true;
-      EXPECT_TRUE(backend_->DropTenant("doomed", {}).ok());
+TEST_P(GroupCommitTest, DropTenantWaitsForTheGroupThatReadTheTenant) {
+  absl::Notification drop_waits;
+  absl::Notification in_update;
+  absl::Status put;
+  // An Update of the doomed tenant, held after its read, before its write.
+  std::thread writer([&] {
+    put = Put("doomed", "k", [&] {
+      in_update.Notify();
+      drop_waits.WaitForNotification();
     });
   });
-  AwaitWaiting(2);
-  both_waiting.Notify();
-  first.join();
-  doomed.join();
-  acme.join();
+  in_update.WaitForNotification();
+  absl::Status dropped;
+  std::thread dropper([&] { dropped = backend_->DropTenant("doomed", {}); });
+  // The drop's DELETE waits for the tenant row the group's read locked.
+  bool waiting = false;
+  for (int i = 0; i < 1000 && !waiting; ++i) {
+    absl::StatusOr<std::vector<std::string>> rows = idemkey::testing::QuerySql(
+        dsn_,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+        "'Lock' AND query LIKE 'DELETE FROM idemkey_tenants%'");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    waiting = rows->at(0) == "1";
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  drop_waits.Notify();
+  writer.join();
+  dropper.join();
 
-  EXPECT_TRUE(IsUnknownTenant(doomed_put)) << doomed_put;
-  EXPECT_TRUE(acme_put.ok()) << acme_put;
-  absl::StatusOr<std::optional<Record>> kept = backend_->Get("acme", "k", {});
-  ASSERT_TRUE(kept.ok()) << kept.status();
-  EXPECT_TRUE(kept->has_value());
+  EXPECT_TRUE(waiting) << "DropTenant did not wait for the group";
+  // The acknowledged write happened before the drop, which then removed it.
+  EXPECT_TRUE(put.ok()) << put;
+  EXPECT_TRUE(dropped.ok()) << dropped;
+  EXPECT_TRUE(IsUnknownTenant(backend_->Get("doomed", "k", {}).status()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GroupCommitTest, ::testing::Values(0),
