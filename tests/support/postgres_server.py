@@ -18,8 +18,10 @@ Made to be a CTest fixture: the setup test runs `start`, the cleanup test
 `stop`, and each test in between creates its own database.
 
 PostgreSQL refuses to run as root, so when run as root every PostgreSQL
-program runs as the `postgres` user (Debian's postgresql package makes it),
-which must be able to reach DIR. fsync and synchronous_commit stay on: the
+program runs as the `postgres` user (Debian's postgresql package makes it).
+When that user cannot reach DIR (a clone inside a `mktemp -d` directory,
+mode 700), the data directory is made under /tmp instead and DIR becomes a
+symlink to it; `stop` removes both. fsync and synchronous_commit stay on: the
 tests that use this server are about durability.
 
 Importable: start(dir) returns the conninfo, stop(dir); the process helpers
@@ -35,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -50,6 +53,10 @@ shared_buffers = 128MB
 fsync = on
 synchronous_commit = on
 """
+
+# Where start() puts the data directory when the postgres user cannot reach
+# the one it was given (under tempfile.gettempdir(), normally /tmp).
+OUTSIDE_PREFIX = "idemkey-pg-"
 
 # A unix socket path is at most 107 bytes; PostgreSQL's is
 # DIR/.s.PGSQL.NNNNN.
@@ -195,11 +202,11 @@ def wait_accepting(port, timeout=60):
         time.sleep(0.1)
 
 
-def check_reachable(path):
-    """Raises unless the postgres user may enter every directory above path:
-    initdb's own error ("could not access directory") does not say which."""
+def reachable_by_postgres(path):
+    """Whether the postgres user may enter every directory above path (always
+    true when we are not root: then we run PostgreSQL ourselves)."""
     if os.geteuid() != 0:
-        return
+        return True
     entry = pwd.getpwnam("postgres")
     groups = set(os.getgrouplist("postgres", entry.pw_gid))
     parent = os.path.dirname(path)
@@ -207,12 +214,31 @@ def check_reachable(path):
         st = os.stat(parent)
         if not (st.st_mode & 0o001 or (st.st_uid == entry.pw_uid and st.st_mode & 0o100)
                 or (st.st_gid in groups and st.st_mode & 0o010)):
-            raise ServerError("user postgres cannot enter {} (mode {:o}), so cannot reach "
-                              "{}: chmod o+x it or use a directory under /tmp".format(
-                                  parent, st.st_mode & 0o777, path))
+            return False
         if parent == "/":
-            return
+            return True
         parent = os.path.dirname(parent)
+
+
+def place_data_dir(data_dir):
+    """The directory PostgreSQL is to use for DIR. DIR itself when the
+    postgres user can reach it; otherwise (a clone in a `mktemp -d`
+    directory, mode 700, say) a fresh directory under /tmp, and DIR becomes a
+    symlink to it, so that a later start or stop finds it."""
+    if os.path.islink(data_dir):
+        if os.path.exists(data_dir):
+            return os.path.realpath(data_dir)
+        os.unlink(data_dir)  # its target went (a reboot cleaned /tmp)
+    os.makedirs(os.path.dirname(data_dir), exist_ok=True)
+    if reachable_by_postgres(data_dir) or (os.path.isdir(data_dir) and
+                                           os.listdir(data_dir)):
+        return data_dir  # (start() checks a directory that is not empty)
+    if os.path.isdir(data_dir):
+        os.rmdir(data_dir)
+    outside = tempfile.mkdtemp(prefix=OUTSIDE_PREFIX)
+    os.chmod(outside, 0o755)
+    os.symlink(os.path.join(outside, "data"), data_dir)
+    return os.path.join(outside, "data")
 
 
 def initdb(data_dir):
@@ -220,7 +246,6 @@ def initdb(data_dir):
         raise ServerError("{}: too long for a unix socket directory (at most {} "
                           "bytes)".format(data_dir, MAX_SOCKET_DIR))
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    check_reachable(data_dir)
     os.chmod(data_dir, 0o700)
     chown_to_postgres(data_dir)
     run_as_postgres([PG_BIN + "/initdb", "-D", data_dir, "-U", "postgres",
@@ -232,7 +257,7 @@ def initdb(data_dir):
 def start(data_dir, attempts=5):
     """Starts (or finds running) the server of data_dir, initialising it
     first if needed; returns its conninfo."""
-    data_dir = os.path.abspath(data_dir)
+    data_dir = place_data_dir(os.path.abspath(data_dir))
     running = read_pidfile(data_dir)
     if running:
         wait_accepting(running[1])
@@ -265,11 +290,13 @@ def start(data_dir, attempts=5):
 
 
 def stop(data_dir, timeout=60):
-    """Fast shutdown of data_dir's server, then removes data_dir."""
+    """Fast shutdown of data_dir's server, then removes data_dir (and, when it
+    is a symlink placed by start(), the directory it points to)."""
     data_dir = os.path.abspath(data_dir)
-    if not os.path.exists(data_dir):
+    if not os.path.lexists(data_dir):
         return
-    running = read_pidfile(data_dir)
+    real_dir = os.path.realpath(data_dir)
+    running = read_pidfile(real_dir)
     if running:
         pid = running[0]
         os.kill(pid, signal.SIGINT)  # fast shutdown: ends sessions, checkpoints
@@ -278,10 +305,16 @@ def stop(data_dir, timeout=60):
             if not wait_gone(pid, 10):
                 os.kill(pid, signal.SIGKILL)
                 wait_gone(pid, 10)
-            remove_shared_memory(data_dir)
+            remove_shared_memory(real_dir)
             print("postgres_server.py: {} did not stop within {} s; killed".format(
                 pid, timeout), file=sys.stderr)
-    shutil.rmtree(data_dir)
+    if os.path.islink(data_dir):
+        os.unlink(data_dir)
+        outside = os.path.dirname(real_dir)
+        if os.path.basename(outside).startswith(OUTSIDE_PREFIX):
+            real_dir = outside
+    if os.path.exists(real_dir):
+        shutil.rmtree(real_dir)
 
 
 def main():
