@@ -18,6 +18,14 @@ namespace {
 constexpr Oid kByteaOid = 17;
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
+constexpr Oid kByteaArrayOid = 1001;
+constexpr Oid kTextArrayOid = 1009;
+constexpr Oid kInt8ArrayOid = 1016;
+
+void AppendInt32(std::string& out, uint32_t v) {
+  const uint32_t be = htobe32(v);
+  out.append(reinterpret_cast<const char*>(&be), sizeof(be));
+}
 
 std::string Trimmed(const char* message) {
   return std::string(
@@ -88,6 +96,58 @@ Statement& Statement::Null() {
   values_.emplace_back();
   nulls_.push_back(true);
   return *this;
+}
+
+Statement& Statement::Array(
+    Oid element_type, Oid array_type, size_t n,
+    absl::FunctionRef<std::optional<absl::string_view>(size_t)> element) {
+  // array_recv's layout (PostgreSQL's arrayfuncs.c): the number of
+  // dimensions (0 for an empty array), a has-NULLs flag the server does not
+  // need, the element type, each dimension's length and lower bound, then
+  // every element as its length (-1: NULL) and its binary form.
+  std::string a;
+  AppendInt32(a, n == 0 ? 0 : 1);
+  AppendInt32(a, 0);
+  AppendInt32(a, element_type);
+  if (n > 0) {
+    AppendInt32(a, static_cast<uint32_t>(n));
+    AppendInt32(a, 1);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const std::optional<absl::string_view> e = element(i);
+    if (!e.has_value()) {
+      AppendInt32(a, static_cast<uint32_t>(-1));
+      continue;
+    }
+    AppendInt32(a, static_cast<uint32_t>(e->size()));
+    a.append(e->data(), e->size());
+  }
+  types_.push_back(array_type);
+  values_.push_back(std::move(a));
+  nulls_.push_back(false);
+  return *this;
+}
+
+Statement& Statement::Int64Array(absl::Span<const int64_t> v) {
+  std::vector<uint64_t> be(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    be[i] = htobe64(static_cast<uint64_t>(v[i]));
+  }
+  return Array(kInt8Oid, kInt8ArrayOid, v.size(), [&](size_t i) {
+    return absl::string_view(reinterpret_cast<const char*>(&be[i]),
+                             sizeof(uint64_t));
+  });
+}
+
+Statement& Statement::BytesArray(
+    absl::Span<const std::optional<absl::string_view>> v) {
+  return Array(kByteaOid, kByteaArrayOid, v.size(),
+               [&](size_t i) { return v[i]; });
+}
+
+Statement& Statement::TextArray(absl::Span<const absl::string_view> v) {
+  return Array(kTextOid, kTextArrayOid, v.size(),
+               [&](size_t i) { return std::optional(v[i]); });
 }
 
 Result::Result(pg_result* result) : result_(result) {}

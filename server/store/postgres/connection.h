@@ -33,14 +33,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 struct pg_conn;
 struct pg_result;
@@ -56,11 +59,19 @@ class Statement {
   Statement& Bytes(absl::string_view v);  // bytea
   Statement& Text(absl::string_view v);   // text
   Statement& Null();                      // a NULL bytea
+  // One-dimensional arrays (int8[], bytea[] with nullopt for NULL, text[]),
+  // for statements that do the same to many rows through unnest().
+  Statement& Int64Array(absl::Span<const int64_t> v);
+  Statement& BytesArray(absl::Span<const std::optional<absl::string_view>> v);
+  Statement& TextArray(absl::Span<const absl::string_view> v);
 
   const std::string& sql() const { return sql_; }
 
  private:
   friend class Connection;
+  Statement& Array(
+      unsigned int element_type, unsigned int array_type, size_t n,
+      absl::FunctionRef<std::optional<absl::string_view>(size_t)> element);
   std::string sql_;
   std::vector<unsigned int> types_;  // Oids
   std::vector<std::string> values_;

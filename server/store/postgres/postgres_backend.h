@@ -23,8 +23,9 @@
 // takes every Update waiting then (up to 32, one per record) and runs the
 // two round trips above for all of them: their locks in one statement, in
 // the order of the lock keys (so that no two transactions, on any replica,
-// wait for each other in a cycle), one read each, their tokens in one
-// statement, their writes, one COMMIT. A single Update on an idle backend
+// wait for each other in a cycle), their reads in one statement and their
+// tokens in another, their upserts in one (arrays through unnest), one
+// COMMIT. A single Update on an idle backend
 // starts at once; under load, statements and commits per Update fall with
 // the group's size. An Update's function runs on the thread that runs the
 // transaction (one of the group's callers). The reads lock their tenants'
@@ -193,7 +194,6 @@ class PostgresBackend final : public Backend {
   std::thread sweeper_;
 
   sync::Mutex group_mu_;
-  sync::CondVar group_ended_;  // also when a group's Updates are done
   std::deque<PendingUpdate*> waiting_ ABSL_GUARDED_BY(group_mu_);
   size_t groups_running_ ABSL_GUARDED_BY(group_mu_) = 0;
 };

@@ -111,6 +111,101 @@ TEST_P(GroupCommitTest, UpdatesThatWaitTogetherCommitInOneTransaction) {
   EXPECT_EQ(writers->at(0), "1 " + std::to_string(kWaiting));
 }
 
+// One group's reads and writes go through arrays (one statement each):
+// every kind of outcome in one group, with keys and bodies that hold every
+// byte, must come out as if each Update had run alone.
+TEST_P(GroupCommitTest, EveryOutcomeInOneGroupIsItsOwn) {
+  std::string all_bytes;
+  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
+  const std::string odd_key("k\0,\"{}\\ \xff", 9);  // NUL, quotes, 0xff
+  ASSERT_TRUE(Put("acme", "to-complete").ok());
+  ASSERT_TRUE(Put("acme", "to-delete").ok());
+  ASSERT_TRUE(Put("acme", "to-keep").ok());
+
+  absl::Notification all_waiting;
+  std::thread first = HoldTheTransaction(all_waiting);
+  std::vector<std::thread> group;
+  absl::Status fresh, binary, completed, deleted, kept, refused, unknown;
+  auto put = [&](absl::Status* out, std::string key) {
+    group.emplace_back([&, out, key] { *out = Put("acme", key); });
+  };
+  put(&fresh, "fresh");
+  put(&binary, odd_key);
+  group.emplace_back([&] {
+    completed = backend_->Update(
+        "acme", "to-complete", {},
+        [&](std::optional<Record>& r) -> absl::StatusOr<WriteAction> {
+          if (!r) return absl::InternalError("to-complete was not read");
+          r->state = RecordState::kCompleted;
+          r->response.set_status_code(201);
+          r->response.set_body(all_bytes);
+          return WriteAction::kPut;
+        });
+  });
+  group.emplace_back([&] {
+    deleted = backend_->Update(
+        "acme", "to-delete", {},
+        [](std::optional<Record>& r) -> absl::StatusOr<WriteAction> {
+          if (!r) return absl::InternalError("to-delete was not read");
+          return WriteAction::kDelete;
+        });
+  });
+  group.emplace_back([&] {
+    kept = backend_->Update(
+        "acme", "to-keep", {},
+        [](std::optional<Record>& r) -> absl::StatusOr<WriteAction> {
+          if (!r) return absl::InternalError("to-keep was not read");
+          r->fingerprint = "changed, but not written";
+          return WriteAction::kNone;
+        });
+  });
+  group.emplace_back([&] {
+    refused = backend_->Update(
+        "acme", "refused", {},
+        [](std::optional<Record>&) -> absl::StatusOr<WriteAction> {
+          return absl::FailedPreconditionError("refused by its function");
+        });
+  });
+  group.emplace_back([&] { unknown = Put("nobody", "k"); });
+  AwaitWaiting(group.size());
+  all_waiting.Notify();
+  first.join();
+  for (std::thread& t : group) t.join();
+
+  EXPECT_TRUE(fresh.ok()) << fresh;
+  EXPECT_TRUE(binary.ok()) << binary;
+  EXPECT_TRUE(completed.ok()) << completed;
+  EXPECT_TRUE(deleted.ok()) << deleted;
+  EXPECT_TRUE(kept.ok()) << kept;
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_TRUE(IsUnknownTenant(unknown)) << unknown;
+
+  auto get = [&](const std::string& key) {
+    absl::StatusOr<std::optional<Record>> r = backend_->Get("acme", key, {});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::nullopt;
+  };
+  ASSERT_TRUE(get("fresh").has_value());
+  EXPECT_EQ(get("fresh")->fingerprint, "fp");
+  ASSERT_TRUE(get(odd_key).has_value());
+  EXPECT_EQ(get(odd_key)->key, odd_key);
+  ASSERT_TRUE(get("to-complete").has_value());
+  EXPECT_EQ(get("to-complete")->state, RecordState::kCompleted);
+  EXPECT_EQ(get("to-complete")->response.status_code(), 201);
+  EXPECT_EQ(get("to-complete")->response.body(), all_bytes);
+  EXPECT_FALSE(get("to-delete").has_value());
+  ASSERT_TRUE(get("to-keep").has_value());
+  EXPECT_EQ(get("to-keep")->fingerprint, "fp");
+  EXPECT_FALSE(get("refused").has_value());
+  // An in-progress record keeps no response (NULL in its array).
+  absl::StatusOr<std::vector<std::string>> nulls = idemkey::testing::QuerySql(
+      dsn_,
+      "SELECT count(*) FROM idemkey_records WHERE response IS NULL AND key "
+      "IN ('fresh', 'to-keep')");
+  ASSERT_TRUE(nulls.ok()) << nulls.status();
+  EXPECT_EQ(nulls->at(0), "2");
+}
+
 TEST_P(GroupCommitTest, DropTenantWaitsForTheGroupThatReadTheTenant) {
   absl::Notification drop_waits;
   absl::Notification in_update;
