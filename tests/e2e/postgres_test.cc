@@ -4,8 +4,11 @@
 // newer than the binary, or a database out of reach, stops the start with a
 // clear line. Tenants spread over two clusters (two PostgreSQL servers) go
 // to the one with fewer, stay there across restarts, and are placed once
-// when two replicas create one together. (Every other e2e test runs over
+// when two replicas create one together. A database machine that vanishes
+// costs its calls seconds, not minutes. (Every other e2e test runs over
 // PostgreSQL too, as pg.*.)
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -150,6 +153,77 @@ TEST(PostgresExpiryTest, SweepDeletesExpiredRowsOnly) {
   EXPECT_EQ(client.Lookup("acme", "short-1").status.error_code(),
             grpc::StatusCode::NOT_FOUND);
   EXPECT_TRUE(client.Lookup("acme", "kept").status.ok());
+  ASSERT_TRUE(server.Stop());
+}
+
+// The primary's machine vanishes (its link goes down: no reset reaches
+// idemkeyd, as in a power cut or a partition, unlike the failover suite's
+// kill -9): the calls that were headed to it answer UNAVAILABLE within
+// idemkeyd's connection timeouts (connection.cc: about 10 s for a sent
+// statement, 5 s for the new connection it then tries) instead of waiting
+// out TCP's retransmissions with every Update behind them; once the
+// machine is back, calls succeed again and the acknowledged record is
+// still there.
+TEST(PostgresNetworkTest, VanishedDatabaseMachineAnswersUnavailableNotHang) {
+  SKIP_UNLESS_POSTGRES();
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  TempDir dir;
+  UnpluggablePostgresServer db(dir.path() + "/db");
+  ASSERT_TRUE(db.error().empty()) << db.error();
+  absl::Status created = ExecSql(db.dsn(), "CREATE DATABASE idemkey");
+  ASSERT_TRUE(created.ok()) << created;
+  IdemkeydProcess server(
+      dir.path() + "/data",
+      {"--backend=postgres", "--postgres_dsn=" + db.dsn() + " dbname=idemkey"});
+  ASSERT_TRUE(server.Start());
+  TestClient client(server.NewChannel());
+  auto before = client.Reserve(ReserveReq("acme", "before", "body", "a"));
+  ASSERT_TRUE(before.status.ok()) << before.status.error_message();
+  ASSERT_TRUE(client
+                  .Complete("acme", "before", before.reply.fencing_token(),
+                            SampleResponse("before"))
+                  .status.ok());
+
+  ASSERT_TRUE(db.Unplug().ok());
+  constexpr int kCalls = 4;
+  std::vector<grpc::Status> during(kCalls);
+  std::vector<double> seconds(kCalls);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&, i] {
+      const auto start = std::chrono::steady_clock::now();
+      during[i] = client
+                      .Reserve(ReserveReq("acme", absl::StrCat("during-", i),
+                                          "body", "a"))
+                      .status;
+      seconds[i] = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  ASSERT_TRUE(db.Plug().ok());
+  for (int i = 0; i < kCalls; ++i) {
+    // TestClient's deadline is 30 s: DEADLINE_EXCEEDED means it hung.
+    EXPECT_EQ(during[i].error_code(), grpc::StatusCode::UNAVAILABLE)
+        << i << ": " << during[i].error_message();
+    EXPECT_LT(seconds[i], 25) << i;
+    std::cout << "call " << i << " answered " << during[i].error_code()
+              << " after " << seconds[i] << " s: " << during[i].error_message()
+              << "\n";
+  }
+
+  Result<idemkey::v1::ReserveResponse> after;
+  for (int i = 0; i < 60; ++i) {
+    after = client.Reserve(ReserveReq("acme", "after", "body", "a"));
+    if (after.status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  auto found = client.Lookup("acme", "before");
+  ASSERT_TRUE(found.status.ok()) << found.status.error_message();
+  EXPECT_EQ(found.reply.record().response().SerializeAsString(),
+            SampleResponse("before").SerializeAsString());
   ASSERT_TRUE(server.Stop());
 }
 

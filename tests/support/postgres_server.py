@@ -46,7 +46,7 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 # each start picks a free one (see start()).
 SERVER_SETTINGS = """
 # tests/support/postgres_server.py
-listen_addresses = '127.0.0.1'
+listen_addresses = '{listen}'
 unix_socket_directories = '{socket_dir}'
 max_connections = 300
 shared_buffers = 128MB
@@ -241,7 +241,7 @@ def place_data_dir(data_dir):
     return os.path.join(outside, "data")
 
 
-def initdb(data_dir):
+def initdb(data_dir, listen):
     if len(data_dir) > MAX_SOCKET_DIR:
         raise ServerError("{}: too long for a unix socket directory (at most {} "
                           "bytes)".format(data_dir, MAX_SOCKET_DIR))
@@ -251,12 +251,18 @@ def initdb(data_dir):
     run_as_postgres([PG_BIN + "/initdb", "-D", data_dir, "-U", "postgres",
                      "--auth=trust", "--encoding=UTF8", "--locale=C"])
     with open(os.path.join(data_dir, "postgresql.conf"), "a") as f:
-        f.write(SERVER_SETTINGS.format(socket_dir=data_dir))
+        f.write(SERVER_SETTINGS.format(socket_dir=data_dir, listen=listen))
+    if listen != "127.0.0.1":
+        # initdb trusts loopback only; trust the other addresses' subnets.
+        with open(os.path.join(data_dir, "pg_hba.conf"), "a") as f:
+            f.write("host all all samenet trust\n")
 
 
-def start(data_dir, attempts=5):
+def start(data_dir, attempts=5, listen="127.0.0.1"):
     """Starts (or finds running) the server of data_dir, initialising it
-    first if needed; returns its conninfo."""
+    first if needed; returns its conninfo. `listen`: PostgreSQL's
+    listen_addresses, set when the directory is initialised; the conninfo
+    is 127.0.0.1's, which it must include."""
     data_dir = place_data_dir(os.path.abspath(data_dir))
     running = read_pidfile(data_dir)
     if running:
@@ -266,7 +272,7 @@ def start(data_dir, attempts=5):
         if os.path.isdir(data_dir) and os.listdir(data_dir):
             raise ServerError(data_dir + ": neither empty nor a PostgreSQL data "
                               "directory")
-        initdb(data_dir)
+        initdb(data_dir, listen)
     # No postmaster runs here, so a postmaster.pid is left by a crash. Its
     # PID may be an unreaped zombie, which PostgreSQL takes for a live
     # postmaster and refuses to start: remove the file, as a reboot would.
@@ -324,12 +330,15 @@ def main():
     start_cmd.add_argument("--dir", required=True, help="data directory")
     start_cmd.add_argument("--dsn_file", required=True,
                            help="where to write the libpq conninfo")
+    start_cmd.add_argument("--listen", default="127.0.0.1",
+                           help="listen_addresses (default 127.0.0.1, which "
+                           "it must include)")
     stop_cmd = sub.add_parser("stop", help="stop the server and remove --dir")
     stop_cmd.add_argument("--dir", required=True, help="data directory")
     args = parser.parse_args()
     try:
         if args.command == "start":
-            dsn = start(args.dir)
+            dsn = start(args.dir, listen=args.listen)
             with open(args.dsn_file + ".tmp", "w") as f:
                 f.write(dsn + "\n")
             os.replace(args.dsn_file + ".tmp", args.dsn_file)

@@ -12,6 +12,7 @@
 #ifndef IDEMKEY_TESTS_SUPPORT_TEST_POSTGRES_H_
 #define IDEMKEY_TESTS_SUPPORT_TEST_POSTGRES_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,10 @@ absl::StatusOr<std::vector<std::string>> QuerySql(const std::string& dsn,
 // destroyed. dsn() is empty, and error() says why, when it did not start.
 class ExtraPostgresServer {
  public:
-  explicit ExtraPostgresServer(std::string dir);
+  // `run_in`: a command prefix the start runs under (`ip netns exec NS`);
+  // `listen`: its listen_addresses (with 127.0.0.1, where dsn() points).
+  explicit ExtraPostgresServer(std::string dir, std::string run_in = "",
+                               std::string listen = "127.0.0.1");
   ~ExtraPostgresServer();
   ExtraPostgresServer(const ExtraPostgresServer&) = delete;
   ExtraPostgresServer& operator=(const ExtraPostgresServer&) = delete;
@@ -51,6 +55,39 @@ class ExtraPostgresServer {
   const std::string dir_;
   std::string dsn_;
   std::string error_;
+};
+
+// A PostgreSQL server as if on a machine of its own, which a test can
+// unplug: it runs in a network namespace of its own, reached over a veth
+// pair at 10.213.N.2 (N from the test's PID). Unplug() takes its end of the
+// link down, so that packets to it vanish with no reset, as when a machine
+// loses power or the network; Plug() brings it back. Needs root (`ip netns`).
+//
+//   UnpluggablePostgresServer db(dir.path());
+//   ASSERT_TRUE(db.error().empty()) << db.error();
+//   ... connect to db.dsn() ...; db.Unplug(); ...; db.Plug();
+class UnpluggablePostgresServer {
+ public:
+  explicit UnpluggablePostgresServer(const std::string& dir);
+  // Stops the server and removes the namespace and the link.
+  ~UnpluggablePostgresServer();
+  UnpluggablePostgresServer(const UnpluggablePostgresServer&) = delete;
+  UnpluggablePostgresServer& operator=(const UnpluggablePostgresServer&) =
+      delete;
+
+  // host=10.213.N.2 port=P user=postgres dbname=postgres
+  const std::string& dsn() const { return dsn_; }
+  const std::string& error() const { return error_; }
+  absl::Status Unplug();
+  absl::Status Plug();
+
+ private:
+  const std::string namespace_;
+  const std::string link_;  // our end; its peer, in the namespace, link_ + "p"
+  const std::string subnet_;  // "10.213.N."
+  std::string dsn_;
+  std::string error_;
+  std::unique_ptr<ExtraPostgresServer> server_;
 };
 
 }  // namespace idemkey::testing

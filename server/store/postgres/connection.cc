@@ -201,8 +201,28 @@ void Connection::OnNotice(void* self, const pg_result* notice) {
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     const std::string& dsn, absl::Duration statement_timeout) {
-  const char* keys[] = {"dbname", "fallback_application_name", nullptr};
-  const char* values[] = {dsn.c_str(), "idemkeyd", nullptr};
+  // The defaults come before the DSN, which overrides them (libpq takes a
+  // keyword's last value). libpq's own would wait for a dead machine (one
+  // that sends no reset: a crash, a partition) for minutes: with no
+  // connect_timeout a connect waits out the SYN retries (about 2 min), and
+  // a sent statement waits out TCP's retransmissions (about 15 min) with
+  // the group transaction, and every Update behind it, stuck on it. These
+  // give up on a silent peer within about 10 s (unacknowledged data,
+  // tcp_user_timeout) or 11 s (an idle or waiting connection whose
+  // keepalive probes go unanswered), about when Patroni's failover has
+  // made a new primary. A COMMIT that waits long for a synchronous standby
+  // is not cut short: the primary's kernel answers the probes.
+  const char* keys[] = {"connect_timeout",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "dbname",
+                        "fallback_application_name",
+                        nullptr};
+  const char* values[] = {"5",     "1",         "5",        "2",    "3",
+                          "10000", dsn.c_str(), "idemkeyd", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr) {
     return absl::ResourceExhaustedError("libpq: out of memory");

@@ -116,7 +116,9 @@ class Connection {
   // Connects with libpq conninfo `dsn` (multi-host DSNs and
   // target_session_attrs work as libpq documents), then sets the session up:
   // synchronous_commit on, `statement_timeout` for every statement (0: none),
-  // the same as lock_timeout, and application_name idemkeyd. UNAVAILABLE
+  // the same as lock_timeout, and application_name idemkeyd. Unless `dsn`
+  // sets them, connect_timeout, keepalives and tcp_user_timeout give up on
+  // a silent (vanished) server within about 10 s. UNAVAILABLE
   // when PostgreSQL cannot be reached; the message never holds the DSN
   // (it may hold a password).
   static absl::StatusOr<std::unique_ptr<Connection>> Open(
