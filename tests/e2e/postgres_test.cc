@@ -117,6 +117,58 @@ TEST(PostgresStartupTest, SchemaNewerThanTheBinaryIsRefused) {
       << r.output;
 }
 
+// The stricter role setup of deploy/README.md: an owner role made the
+// tables; the run-time role holds only the grants listed there, no CREATE
+// on the schema, and idemkeyd starts and serves with it.
+TEST(PostgresStartupTest, RunTimeRoleWithoutCreateStartsOnAMigratedDatabase) {
+  SKIP_UNLESS_POSTGRES();
+  TempDir dir;
+  {
+    IdemkeydProcess owner(dir.path() + "/data");  // as the superuser
+    ASSERT_TRUE(owner.Start());
+    ASSERT_TRUE(owner.Stop());
+  }
+  absl::StatusOr<std::string> dsn = TestDatabaseDsn(dir.path() + "/data");
+  ASSERT_TRUE(dsn.ok()) << dsn.status();
+  absl::StatusOr<std::vector<std::string>> db =
+      QuerySql(*dsn, "SELECT current_database()");
+  ASSERT_TRUE(db.ok()) << db.status();
+  // Roles belong to the whole server, which the run's tests share.
+  const std::string role = "runtime_" + db->at(0);
+  absl::Status granted = ExecSql(
+      *dsn,
+      absl::StrCat("CREATE ROLE ", role, " LOGIN; ",
+                   "REVOKE CREATE ON SCHEMA public FROM PUBLIC; ",
+                   "GRANT USAGE ON SCHEMA public TO ", role, "; ",
+                   "GRANT SELECT ON idemkey_schema TO ", role, "; ",
+                   "GRANT SELECT, INSERT, DELETE, UPDATE (created_ms) ON "
+                   "idemkey_tenants TO ",
+                   role, "; ",
+                   "GRANT SELECT, INSERT, UPDATE, DELETE ON "
+                   "idemkey_records TO ",
+                   role, "; ",
+                   "GRANT USAGE ON SEQUENCE idemkey_fencing_tokens TO ", role));
+  ASSERT_TRUE(granted.ok()) << granted;
+  {
+    IdemkeydProcess server(
+        dir.path() + "/runtime",
+        {"--backend=postgres", "--postgres_dsn=" + *dsn + " user=" + role});
+    ASSERT_TRUE(server.Start());
+    TestClient client(server.NewChannel());
+    auto r = client.Reserve(ReserveReq("acme", "k", "body", "a"));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_TRUE(
+        client
+            .Complete("acme", "k", r.reply.fencing_token(), SampleResponse("k"))
+            .status.ok());
+    EXPECT_TRUE(client.Lookup("acme", "k").status.ok());
+    ASSERT_TRUE(server.Stop());
+  }
+  EXPECT_TRUE(
+      ExecSql(*dsn, absl::StrCat("DROP OWNED BY ", role, "; DROP ROLE ", role))
+          .ok());
+}
+
 // Expired records are absent at once (KeyStore); the background sweep then
 // deletes their rows, and only theirs.
 TEST(PostgresExpiryTest, SweepDeletesExpiredRowsOnly) {

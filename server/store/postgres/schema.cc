@@ -73,16 +73,26 @@ absl::StatusOr<int> CurrentVersion(Connection& c) {
 }
 
 absl::Status MigrateLocked(Connection& c) {
-  Pipeline create;
-  create.Add(
-      "CREATE TABLE IF NOT EXISTS idemkey_schema ("
-      "  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),"
-      "  version integer NOT NULL)");
-  create.Add(
-      "INSERT INTO idemkey_schema (version) VALUES (0) "
-      "ON CONFLICT DO NOTHING");
-  if (absl::StatusOr<std::vector<Result>> r = c.Run(create); !r.ok()) {
-    return r.status();
+  // Created only where it is absent: PostgreSQL checks CREATE on the schema
+  // even for a CREATE TABLE IF NOT EXISTS of a table that exists, and a
+  // run-time role (deploy/README.md) need not hold it once an owner role
+  // made the tables.
+  Pipeline find;
+  find.Add("SELECT to_regclass('idemkey_schema') IS NULL");
+  absl::StatusOr<std::vector<Result>> found = c.Run(find);
+  if (!found.ok()) return found.status();
+  if ((*found)[0].Bytes(0, 0) == absl::string_view("\1", 1)) {
+    Pipeline create;
+    create.Add("BEGIN");
+    create.Add(
+        "CREATE TABLE idemkey_schema ("
+        "  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),"
+        "  version integer NOT NULL)");
+    create.Add("INSERT INTO idemkey_schema (version) VALUES (0)");
+    create.Add("COMMIT");
+    if (absl::StatusOr<std::vector<Result>> r = c.Run(create); !r.ok()) {
+      return r.status();
+    }
   }
   absl::StatusOr<int> version = CurrentVersion(c);
   if (!version.ok()) return version.status();
