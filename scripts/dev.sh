@@ -22,6 +22,8 @@ PACKAGES=(
   # the PostgreSQL backend (libpq), and the servers its tests run: one
   # PostgreSQL 15, and three under Patroni with etcd for the failover suite
   libpq-dev postgresql patroni etcd-server python3-psycopg2
+  # `ip netns`: a database machine that vanishes (tests/support/test_postgres.h)
+  iproute2
   libcpp-httplib-dev openssl
   systemd python3-yaml
   clang libclang-rt-14-dev
