@@ -343,6 +343,42 @@ TEST_F(HttpMiddlewareTest, AnotherAppServerReplaysWhatTheFirstHandled) {
   EXPECT_EQ(a->charges + b->charges, 1);
 }
 
+TEST_F(HttpMiddlewareTest, StoreAfterResponseStoresEveryResponseItSent) {
+  MiddlewareOptions options = Options();
+  options.store_after_response = true;
+  // A retry that follows the answer may find the store still in flight.
+  options.wait_for_result = absl::Seconds(5);
+  auto app = NewApp(options);
+  std::map<std::string, std::string> sent;  // key -> body
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "after-" + std::to_string(i);
+    auto first = app->NewClient()->Post("/v1/charges", Headers(key), "{}",
+                                        "application/json");
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->status, 201);
+    sent[key] = first->body;
+    if (i % 2 == 0) {  // at once: waits for the store, then replays
+      auto retry = app->NewClient()->Post("/v1/charges", Headers(key), "{}",
+                                          "application/json");
+      ASSERT_TRUE(retry);
+      EXPECT_EQ(retry->body, first->body);
+      EXPECT_EQ(retry->get_header_value("Idempotency-Replayed"), "true");
+    }
+  }
+  EXPECT_EQ(app->charges, 40);
+  // The app server stops with stores queued: they land before it is gone.
+  app.reset();
+  auto other = NewApp();
+  for (const auto& [key, body] : sent) {
+    auto replay = other->NewClient()->Post("/v1/charges", Headers(key), "{}",
+                                           "application/json");
+    ASSERT_TRUE(replay);
+    EXPECT_EQ(replay->body, body) << key;
+    EXPECT_EQ(replay->get_header_value("Idempotency-Replayed"), "true");
+  }
+  EXPECT_EQ(other->charges, 0);
+}
+
 TEST_F(HttpMiddlewareTest, ThrowingHandlerReleasesTheKeySoARetryRuns) {
   auto app = NewApp();
   app->throw_next = true;

@@ -183,9 +183,10 @@ grpc::Status Process(const Call& call) {
       // If the handler throws, d.execution releases the key on the way out.
       grpc::Status status =
           (*call.handler)(*call.request, call.response, &metadata);
-      // Stored before the answer goes out, so that a retry that follows the
-      // answer finds it. The answer goes out whatever the key service says:
-      // a lost lease only means this answer is not the one stored.
+      // Stored before the answer goes out (unless store_after_response), so
+      // that a retry that follows the answer finds it. The answer goes out
+      // whatever the key service says: a lost lease only means this answer
+      // is not the one stored.
       d.execution->Finish(Capture(status, metadata, *call.response))
           .IgnoreError();
       Apply(metadata, call.ctx);

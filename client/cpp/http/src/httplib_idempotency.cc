@@ -141,8 +141,10 @@ httplib::Server::Handler HttplibIdempotency::Wrap(
       case Action::kRun:
         // If the handler throws, d.execution releases the key on the way out.
         handler(req, res);
-        // The response goes out whatever the key service says now; a lost
-        // lease only means this answer is not the one stored.
+        // Stored before cpp-httplib sends the response (unless
+        // store_after_response). The response goes out whatever the key
+        // service says now; a lost lease only means this answer is not the
+        // one stored.
         d.execution->Finish(Capture(res)).IgnoreError();
         return;
     }

@@ -1,6 +1,7 @@
 #include "idemkey/middleware/core.h"
 
 #include <algorithm>
+#include <deque>
 #include <list>
 #include <map>
 #include <optional>
@@ -210,12 +211,82 @@ class IdempotencyCore::ReplayCache {
       index_ ABSL_GUARDED_BY(mu_);
 };
 
+// The stores of store_after_response, made by a few threads of its own:
+// each store is a blocking Complete, and the queue lets Finish return while
+// it is in flight. Stopping stores everything still queued.
+class IdempotencyCore::QueuedStores {
+ public:
+  QueuedStores(IdempotencyCore* core, int threads, size_t max_queued)
+      : core_(core), max_queued_(max_queued) {
+    for (int i = 0; i < std::max(1, threads); ++i) {
+      threads_.emplace_back([this] { Run(); });
+    }
+  }
+
+  ~QueuedStores() {
+    {
+      sync::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    cv_.SignalAll();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  // Takes `*response` and queues its store; false (and `*response` left
+  // alone) when the queue is full.
+  bool TryQueue(const Attempt& attempt, idemkey::v1::StoredResponse* response,
+                absl::Time start) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      sync::MutexLock lock(&mu_);
+      if (queue_.size() >= max_queued_) return false;
+      queue_.push_back({attempt, {}, start});
+      queue_.back().response.Swap(response);
+    }
+    cv_.Signal();
+    return true;
+  }
+
+ private:
+  struct Queued {
+    Attempt attempt;
+    idemkey::v1::StoredResponse response;
+    absl::Time start;
+  };
+
+  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
+    mu_.Lock();
+    for (;;) {
+      while (queue_.empty() && !stopping_) cv_.Wait(&mu_);
+      if (queue_.empty()) break;  // stopping, and everything is stored
+      Queued next = std::move(queue_.front());
+      queue_.pop_front();
+      mu_.Unlock();
+      // The Observer hears how it went; nobody else is waiting for it.
+      core_->Store(next.attempt, &next.response, next.start).IgnoreError();
+      mu_.Lock();
+    }
+    mu_.Unlock();
+  }
+
+  IdempotencyCore* const core_;
+  const size_t max_queued_;
+  sync::Mutex mu_;
+  sync::CondVar cv_;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;  // last: start after the members above
+};
+
 IdempotencyCore::IdempotencyCore(std::shared_ptr<client::KeyServiceClient> keys,
                                  MiddlewareOptions options)
     : keys_(std::move(keys)), options_(std::move(options)) {
   heartbeats_ = std::make_unique<Heartbeats>(keys_.get(), options_);
   if (options_.replay_cache_entries > 0) {
     cache_ = std::make_unique<ReplayCache>(options_.replay_cache_entries);
+  }
+  if (options_.store_after_response) {
+    queued_stores_ = std::make_unique<QueuedStores>(
+        this, options_.store_threads, options_.max_queued_stores);
   }
 }
 
@@ -227,6 +298,14 @@ void IdempotencyCore::Notify(EventKind kind, const IncomingRequest& request,
   if (options_.observer == nullptr) return;
   options_.observer->OnEvent(
       {kind, request.tenant, request.route, elapsed, std::move(status)});
+}
+
+void IdempotencyCore::Notify(EventKind kind, const Attempt& attempt,
+                             absl::Duration elapsed,
+                             absl::Status status) const {
+  if (options_.observer == nullptr) return;
+  options_.observer->OnEvent(
+      {kind, attempt.tenant, attempt.route, elapsed, std::move(status)});
 }
 
 Decision IdempotencyCore::Begin(const IncomingRequest& request) {
@@ -327,9 +406,9 @@ Decision IdempotencyCore::Begin(const IncomingRequest& request) {
         Notify(EventKind::kRun, request, Since(start));
         Decision d;
         d.action = Action::kRun;
-        d.execution.reset(
-            new Execution(this, reserve.tenant(), std::string(request.route),
-                          reserve.key(), fingerprint, r->fencing_token()));
+        d.execution.reset(new Execution(
+            this, {reserve.tenant(), std::string(request.route), reserve.key(),
+                   fingerprint, r->fencing_token()}));
         heartbeats_->Add(r->fencing_token(), reserve.tenant(), reserve.key());
         return d;
       }
@@ -373,43 +452,30 @@ Decision IdempotencyCore::Begin(const IncomingRequest& request) {
   }
 }
 
-Execution::Execution(IdempotencyCore* core, std::string tenant,
-                     std::string route, std::string key,
-                     std::string fingerprint, uint64_t token)
-    : core_(core),
-      tenant_(std::move(tenant)),
-      route_(std::move(route)),
-      key_(std::move(key)),
-      fingerprint_(std::move(fingerprint)),
-      token_(token) {}
+Execution::Execution(IdempotencyCore* core, Attempt attempt)
+    : core_(core), attempt_(std::move(attempt)) {}
 
 Execution::~Execution() {
   if (done_) return;
   // Unfinished: the handler threw or the adapter gave up on it.
   const absl::Time start = absl::Now();
   absl::Status released = Release();
-  Notify(EventKind::kReleased, Since(start), released);
+  core_->Notify(EventKind::kReleased, attempt_, Since(start), released);
 }
 
-void Execution::Notify(EventKind kind, absl::Duration elapsed,
-                       absl::Status status) const {
-  if (core_->options_.observer == nullptr) return;
-  core_->options_.observer->OnEvent(
-      {kind, tenant_, route_, elapsed, std::move(status)});
-}
-
-absl::StatusOr<idemkey::v1::CompleteResponse> Execution::Complete(
-    idemkey::v1::StoredResponse* response, bool* omitted) {
+absl::StatusOr<idemkey::v1::CompleteResponse> IdempotencyCore::Complete(
+    const Attempt& attempt, idemkey::v1::StoredResponse* response,
+    bool* omitted) {
   idemkey::v1::CompleteRequest req;
-  req.set_tenant(tenant_);
-  req.set_key(key_);
-  req.set_fencing_token(token_);
+  req.set_tenant(attempt.tenant);
+  req.set_key(attempt.key);
+  req.set_fencing_token(attempt.token);
   *omitted = false;
   // Moved, not copied (it may be 4 MiB), and moved back for the caller.
   req.mutable_response()->Swap(response);
   absl::StatusOr<idemkey::v1::CompleteResponse> r;
   for (int step = 0;; ++step) {
-    r = core_->keys_->Complete(req);
+    r = keys_->Complete(req);
     // Too large for the service (or for its receive limit): at most once
     // still holds, so store what fits rather than release the key.
     if (!absl::IsResourceExhausted(r.status()) || step == 2) break;
@@ -426,43 +492,54 @@ absl::StatusOr<idemkey::v1::CompleteResponse> Execution::Complete(
   return r;
 }
 
-absl::Status Execution::Finish(idemkey::v1::StoredResponse response) {
-  const absl::Time start = absl::Now();
-  if (core_->options_.not_final_statuses.count(response.status_code()) > 0) {
-    absl::Status released = Release();
-    Notify(EventKind::kReleased, Since(start), released);
-    return released;
-  }
-  done_ = true;
-  core_->heartbeats_->Remove(token_);
+absl::Status IdempotencyCore::Store(const Attempt& attempt,
+                                    idemkey::v1::StoredResponse* response,
+                                    absl::Time start) {
+  heartbeats_->Remove(attempt.token);
   bool omitted = false;
   absl::StatusOr<idemkey::v1::CompleteResponse> r =
-      Complete(&response, &omitted);
+      Complete(attempt, response, &omitted);
   if (!r.ok()) {
     // Not released: the handler ran, so a retry must not run it again
     // before the lease lapses.
     Notify(absl::IsAborted(r.status()) || absl::IsNotFound(r.status())
                ? EventKind::kLeaseLost
                : EventKind::kFinishFailed,
-           Since(start), r.status());
+           attempt, Since(start), r.status());
     return r.status();
   }
-  Notify(omitted ? EventKind::kBodyOmitted : EventKind::kStored, Since(start));
-  if (core_->cache_ != nullptr) {
-    core_->cache_->Put(
-        tenant_, key_,
-        {fingerprint_, std::move(response), FromProto(r->expires_at())});
+  Notify(omitted ? EventKind::kBodyOmitted : EventKind::kStored, attempt,
+         Since(start));
+  if (cache_ != nullptr) {
+    cache_->Put(attempt.tenant, attempt.key,
+                {attempt.fingerprint, std::move(*response),
+                 FromProto(r->expires_at())});
   }
   return absl::OkStatus();
 }
 
+absl::Status Execution::Finish(idemkey::v1::StoredResponse response) {
+  const absl::Time start = absl::Now();
+  if (core_->options_.not_final_statuses.count(response.status_code()) > 0) {
+    absl::Status released = Release();
+    core_->Notify(EventKind::kReleased, attempt_, Since(start), released);
+    return released;
+  }
+  done_ = true;
+  if (core_->queued_stores_ != nullptr &&
+      core_->queued_stores_->TryQueue(attempt_, &response, start)) {
+    return absl::OkStatus();
+  }
+  return core_->Store(attempt_, &response, start);
+}
+
 absl::Status Execution::Release() {
   done_ = true;
-  core_->heartbeats_->Remove(token_);
+  core_->heartbeats_->Remove(attempt_.token);
   idemkey::v1::ReleaseRequest req;
-  req.set_tenant(tenant_);
-  req.set_key(key_);
-  req.set_fencing_token(token_);
+  req.set_tenant(attempt_.tenant);
+  req.set_key(attempt_.key);
+  req.set_fencing_token(attempt_.token);
   return core_->keys_->Release(req);
 }
 

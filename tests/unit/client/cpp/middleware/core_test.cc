@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "idemkey/middleware/prometheus_observer.h"
+#include "idemkey/sync/mutex.h"
 #include "idemkey/testing/in_process_key_service.h"
 
 namespace idemkey::middleware {
@@ -444,6 +445,162 @@ TEST_F(CoreTest, PrometheusObserverCountsAKnownSequence) {
   EXPECT_NE(text.find("idemkey_middleware_finish_seconds_count 2\n"),
             std::string::npos)
       << text;
+}
+
+// The in-process service whose Completes wait until Open(): a key service
+// slow to store, to see what the handler's thread waits for.
+class GatedCompletes final : public client::KeyServiceClient {
+ public:
+  explicit GatedCompletes(std::shared_ptr<client::KeyServiceClient> keys)
+      : keys_(std::move(keys)) {}
+
+  absl::StatusOr<idemkey::v1::ReserveResponse> Reserve(
+      const idemkey::v1::ReserveRequest& request) override {
+    return keys_->Reserve(request);
+  }
+  absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
+      const idemkey::v1::CompleteRequest& request) override {
+    {
+      sync::MutexLock lock(&mu_);
+      ++entered_;
+      changed_.SignalAll();
+      while (!open_) changed_.Wait(&mu_);
+    }
+    return keys_->Complete(request);
+  }
+  absl::Status Release(const idemkey::v1::ReleaseRequest& request) override {
+    return keys_->Release(request);
+  }
+  absl::StatusOr<idemkey::v1::HeartbeatResponse> Heartbeat(
+      const idemkey::v1::HeartbeatRequest& request) override {
+    return keys_->Heartbeat(request);
+  }
+
+  void Open() {
+    sync::MutexLock lock(&mu_);
+    open_ = true;
+    changed_.SignalAll();
+  }
+  // Waits until `n` Completes have been called in all.
+  void AwaitEntered(int n) {
+    sync::MutexLock lock(&mu_);
+    while (entered_ < n) changed_.Wait(&mu_);
+  }
+
+ private:
+  const std::shared_ptr<client::KeyServiceClient> keys_;
+  sync::Mutex mu_;
+  sync::CondVar changed_;
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+MiddlewareOptions StoreAfterResponse(std::shared_ptr<Observer> observer) {
+  MiddlewareOptions options;
+  options.store_after_response = true;
+  options.observer = std::move(observer);
+  return options;
+}
+
+TEST_F(CoreTest, StoreAfterResponseFinishesWhileTheCompleteWaits) {
+  auto gated = std::make_shared<GatedCompletes>(keys_);
+  auto metrics = std::make_shared<PrometheusObserver>();
+  auto core =
+      std::make_unique<IdempotencyCore>(gated, StoreAfterResponse(metrics));
+  Decision first = core->Begin(Post("k"));
+  ASSERT_EQ(first.action, Action::kRun);
+  std::atomic<bool> returned{false};
+  std::thread handler([&] {
+    EXPECT_TRUE(first.execution->Finish(Response(201, "created")).ok());
+    first.execution.reset();  // as an adapter does once the response is out
+    returned = true;
+  });
+  // Finish returns with the Complete still waiting: the response may go
+  // out now. (Storing in Finish would keep it waiting until Open.)
+  gated->AwaitEntered(1);
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!returned && absl::Now() < give_up)
+    absl::SleepFor(absl::Milliseconds(1));
+  if (!returned) gated->Open();
+  handler.join();
+  ASSERT_TRUE(returned) << "Finish waited for its Complete";
+  // Until the store lands the key is still held, never run again.
+  Decision early = core->Begin(Post("k"));
+  ASSERT_EQ(early.action, Action::kReject);
+  EXPECT_EQ(early.rejection.reason, RejectReason::kInProgress);
+  EXPECT_EQ(metrics->Count(EventKind::kStored), 0u);
+  gated->Open();
+  core.reset();  // stores what is queued or in flight before it returns
+  EXPECT_EQ(metrics->Count(EventKind::kStored), 1u);
+  Decision retry = NewCore()->Begin(Post("k"));
+  ASSERT_EQ(retry.action, Action::kReplay);
+  EXPECT_EQ(retry.replay.body(), "created");
+}
+
+TEST_F(CoreTest, StoreAfterResponseStoresEverythingQueuedBeforeTheCoreGoes) {
+  auto gated = std::make_shared<GatedCompletes>(keys_);
+  auto metrics = std::make_shared<PrometheusObserver>();
+  auto core =
+      std::make_unique<IdempotencyCore>(gated, StoreAfterResponse(metrics));
+  constexpr int kRequests = 40;  // more than the store threads
+  for (int i = 0; i < kRequests; ++i) {
+    Decision d = core->Begin(Post("k" + std::to_string(i)));
+    ASSERT_EQ(d.action, Action::kRun);
+    ASSERT_TRUE(d.execution->Finish(Response(200, std::to_string(i))).ok());
+  }
+  std::thread opener([&] {
+    gated->AwaitEntered(1);
+    gated->Open();
+  });
+  core.reset();
+  opener.join();
+  EXPECT_EQ(metrics->Count(EventKind::kStored), uint64_t{kRequests});
+  auto after = NewCore();
+  for (int i = 0; i < kRequests; ++i) {
+    Decision d = after->Begin(Post("k" + std::to_string(i)));
+    ASSERT_EQ(d.action, Action::kReplay) << i;
+    EXPECT_EQ(d.replay.body(), std::to_string(i));
+  }
+}
+
+TEST_F(CoreTest, StoreAfterResponseStoresInFinishWhenTheQueueIsFull) {
+  auto gated = std::make_shared<GatedCompletes>(keys_);
+  MiddlewareOptions options = StoreAfterResponse(nullptr);
+  options.store_threads = 2;
+  options.max_queued_stores = 1;
+  auto core = std::make_unique<IdempotencyCore>(gated, options);
+  std::vector<Decision> runs;
+  for (int i = 0; i < 4; ++i) {
+    runs.push_back(core->Begin(Post("k" + std::to_string(i))));
+    ASSERT_EQ(runs.back().action, Action::kRun);
+  }
+  // Each store thread takes one and waits in its Complete; one more fills
+  // the queue. Each of these Finishes returns at once.
+  ASSERT_TRUE(runs[0].execution->Finish(Response(200, "0")).ok());
+  gated->AwaitEntered(1);
+  ASSERT_TRUE(runs[1].execution->Finish(Response(200, "1")).ok());
+  gated->AwaitEntered(2);
+  ASSERT_TRUE(runs[2].execution->Finish(Response(200, "2")).ok());
+  std::atomic<bool> returned{false};
+  std::thread full([&] {
+    EXPECT_TRUE(runs[3].execution->Finish(Response(200, "3")).ok());
+    returned = true;
+  });
+  // The full queue sends this Finish into a Complete of its own, on its
+  // own thread, where it waits like the others.
+  gated->AwaitEntered(3);
+  EXPECT_FALSE(returned);
+  gated->Open();
+  full.join();
+  // Stored when it returned, not later.
+  EXPECT_EQ(core->Begin(Post("k3")).action, Action::kReplay);
+  runs.clear();
+  core.reset();
+  for (int i = 0; i < 4; ++i) {
+    Decision d = NewCore()->Begin(Post("k" + std::to_string(i)));
+    ASSERT_EQ(d.action, Action::kReplay) << i;
+    EXPECT_EQ(d.replay.body(), std::to_string(i));
+  }
 }
 
 }  // namespace

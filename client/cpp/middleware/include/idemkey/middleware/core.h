@@ -21,7 +21,8 @@
 // methods, excluded routes, required keys, key validation, the SHA-256
 // fingerprint, lease heartbeats while a handler runs, "not final" statuses,
 // fail-closed or fail-open, waiting for an in-progress result, and an
-// optional cache of completed responses.
+// optional cache of completed responses, and, with store_after_response,
+// storing the response after it was sent.
 //
 // IdempotencyCore is thread-safe: one core serves every request of a route
 // group at once. Each Decision's Execution belongs to one handler.
@@ -73,6 +74,24 @@ struct MiddlewareOptions {
   // and replay it (zero: answer "in progress" at once).
   absl::Duration wait_for_result = absl::ZeroDuration();
   absl::Duration wait_poll_interval = absl::Milliseconds(50);
+  // When the response is stored. false (the default): Finish stores it
+  // before returning, so the record is complete by the time the app's client
+  // has the answer, and a retry that follows the answer is replayed. true:
+  // Finish queues the Complete for a background thread and returns at once,
+  // so the app's client does not wait for that second durable write. Until
+  // the Complete lands (about one call's latency) a retry is answered "in
+  // progress" (or waits, with wait_for_result); if the app server dies
+  // first, nothing is stored and, once the lease lapses, a retry runs the
+  // handler again: the window an app server dying right after its handler
+  // has anyway (docs/semantics.md, "Storing after the response").
+  bool store_after_response = false;
+  // With store_after_response: the threads that make the queued Completes
+  // (each blocks for one call), and the Completes queued at most. When the
+  // queue is full (the key service is slower than the handlers), Finish
+  // stores before returning, which slows the handlers down to the
+  // service's pace.
+  int store_threads = 8;
+  size_t max_queued_stores = 1024;
   // Completed responses kept in this process, served without a round trip
   // (0: off). Entries expire with their records; an admin's DeleteRecord is
   // not seen by other processes' caches.
@@ -133,33 +152,29 @@ class Execution {
   // "not final". A response too large to store is stored without its body
   // (then without its headers), flagged body_omitted: a retry never runs
   // the handler again (docs/semantics.md, "At most once"). Errors are the
-  // key service's (e.g. ABORTED when the lease was lost); the response has
-  // been sent either way.
+  // key service's (e.g. ABORTED when the lease was lost); the response
+  // should be sent either way. With store_after_response the store is
+  // queued and Finish returns OK at once; the Observer hears how it ended.
   absl::Status Finish(idemkey::v1::StoredResponse response);
   // Forgets the reservation so that a retry runs the handler again.
   absl::Status Release();
 
-  uint64_t fencing_token() const { return token_; }
+  uint64_t fencing_token() const { return attempt_.token; }
 
  private:
   friend class IdempotencyCore;
-  Execution(IdempotencyCore* core, std::string tenant, std::string route,
-            std::string key, std::string fingerprint, uint64_t token);
-  // Complete with `response`; on RESOURCE_EXHAUSTED (too large for the
-  // service or its receive limit) again without the body, then without the
-  // headers. Sets `*omitted` when what was stored lacks the body.
-  absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
-      idemkey::v1::StoredResponse* response, bool* omitted);
-
-  void Notify(EventKind kind, absl::Duration elapsed,
-              absl::Status status = absl::OkStatus()) const;
+  // What a store needs of the attempt, copied when it is queued.
+  struct Attempt {
+    std::string tenant;
+    std::string route;
+    std::string key;
+    std::string fingerprint;
+    uint64_t token = 0;
+  };
+  Execution(IdempotencyCore* core, Attempt attempt);
 
   IdempotencyCore* const core_;
-  const std::string tenant_;
-  const std::string route_;
-  const std::string key_;
-  const std::string fingerprint_;
-  const uint64_t token_;
+  const Attempt attempt_;
   bool done_ = false;
 };
 
@@ -175,6 +190,9 @@ class IdempotencyCore {
   // `keys` is shared: one client per process serves every core.
   IdempotencyCore(std::shared_ptr<client::KeyServiceClient> keys,
                   MiddlewareOptions options);
+  // Stores what store_after_response still has queued first (each store
+  // bounded by the client's deadlines), so that a stopping app server does
+  // not drop the responses it has already sent.
   ~IdempotencyCore();
   IdempotencyCore(const IdempotencyCore&) = delete;
   IdempotencyCore& operator=(const IdempotencyCore&) = delete;
@@ -187,15 +205,32 @@ class IdempotencyCore {
   friend class Execution;
   class Heartbeats;
   class ReplayCache;
+  class QueuedStores;
+  using Attempt = Execution::Attempt;
 
   void Notify(EventKind kind, const IncomingRequest& request,
               absl::Duration elapsed,
               absl::Status status = absl::OkStatus()) const;
+  void Notify(EventKind kind, const Attempt& attempt, absl::Duration elapsed,
+              absl::Status status = absl::OkStatus()) const;
+  // Stores `*response` (moved out and back) for `attempt`, whose Finish
+  // began at `start`, and tells the Observer how it went.
+  absl::Status Store(const Attempt& attempt,
+                     idemkey::v1::StoredResponse* response, absl::Time start);
+  // Complete with `response`; on RESOURCE_EXHAUSTED (too large for the
+  // service or its receive limit) again without the body, then without the
+  // headers. Sets `*omitted` when what was stored lacks the body.
+  absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
+      const Attempt& attempt, idemkey::v1::StoredResponse* response,
+      bool* omitted);
 
   const std::shared_ptr<client::KeyServiceClient> keys_;
   const MiddlewareOptions options_;
   std::unique_ptr<Heartbeats> heartbeats_;
   std::unique_ptr<ReplayCache> cache_;
+  // With store_after_response. Last: destroyed first, storing what is
+  // still queued while the members above still work.
+  std::unique_ptr<QueuedStores> queued_stores_;
 };
 
 }  // namespace idemkey::middleware

@@ -52,14 +52,17 @@ struct Event {
   EventKind kind;
   absl::string_view tenant;
   absl::string_view route;
-  // Time spent in the key service for this step (Begin or Finish).
+  // Time spent in the key service for this step (Begin or Finish; with
+  // store_after_response, from Finish to the end of its store, the time
+  // queued included).
   absl::Duration elapsed;
   // The key service's answer, when it was an error.
   absl::Status service_status;
 };
 
 // Implementations must be thread-safe and quick: OnEvent runs on the
-// request's thread (and on the heartbeat thread for kLeaseLost).
+// request's thread (and on the heartbeat thread for kLeaseLost, on a store
+// thread for Finish's outcomes with store_after_response).
 class Observer {
  public:
   virtual ~Observer() = default;
