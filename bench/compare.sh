@@ -10,7 +10,8 @@
 # Reserve and Lookup through the client library with batch_calls), idemkeyd
 # with --sync=false
 # (Ping, pairs), and Redis 7 with --appendonly yes --appendfsync always
-# (PING, pairs), then the PostgreSQL backend: idemkeyd --backend=postgres
+# (PING, pairs); the same again pinned (server on CPU 0, load on CPU 1;
+# PINNED=0 leaves it out); then the PostgreSQL backend: idemkeyd --backend=postgres
 # alone and as 2 replicas, and the direct-SQL peer doing the same pairs from
 # libpq (PG=0 leaves these out); each on a fresh temporary data directory
 # and a free port of 127.0.0.1, and drives each with idemkey-bench at every
@@ -22,7 +23,8 @@
 #
 # Environment: LEVELS (in-flight levels, default "1 8 64 256"), CELL_SECONDS
 # (measured seconds per scenario and level, default 5; the default run takes
-# about 5 minutes), PG (1, the default: the PostgreSQL rows), CHANNELS (gRPC channels, default 4), RESPONSE_BYTES
+# about 7 minutes), PG (1, the default: the PostgreSQL rows), PINNED (1, the
+# default: the pinned rows), CHANNELS (gRPC channels, default 4), RESPONSE_BYTES
 # (default 256), and those of lib.sh: BUILD_DIR, NO_BUILD, DATA_ROOT,
 # KEEP_WORK.
 set -euo pipefail
@@ -50,7 +52,7 @@ bench() {
   local label=$1
   shift
   echo "== $label: $*" >&2
-  "$BUILD_DIR/$BENCH_BIN" --label="$label" --csv="$CSV" \
+  $(load_pin) "$BUILD_DIR/$BENCH_BIN" --label="$label" --csv="$CSV" \
     --in_flight="${LEVELS// /,}" --seconds="$CELL_SECONDS" \
     --channels="$CHANNELS" --response_bytes="$RESPONSE_BYTES" "$@" >&2 ||
     echo "(idemkey-bench exited with $?: some calls failed, see the table)" >&2
@@ -59,24 +61,45 @@ bench() {
 header=$(machine_header "$WORK")
 
 start_idemkeyd sync --sync=true
-bench sync --address="$IDEMKEYD_ADDR" --scenarios=ping,reserve,lookup,pairs
+bench sync --server_pid="$IDEMKEYD_PID" --address="$IDEMKEYD_ADDR" --scenarios=ping,reserve,lookup,pairs
 # The same server through the client library with batch_calls: one thread
 # per operation in flight, concurrent calls coalesced into Batch RPCs.
-bench batched --target=library --batch --address="$IDEMKEYD_ADDR" \
+bench batched --server_pid="$IDEMKEYD_PID" --target=library --batch --address="$IDEMKEYD_ADDR" \
   --scenarios=pairs,reserve,lookup
 # And with stream_calls: every call an op of one KeyService/Stream.
-bench streamed --target=library --stream --address="$IDEMKEYD_ADDR" \
+bench streamed --server_pid="$IDEMKEYD_PID" --target=library --stream --address="$IDEMKEYD_ADDR" \
   --scenarios=pairs,reserve,lookup
 stop_server "$IDEMKEYD_PID"
 
 start_idemkeyd nosync --sync=false
-bench nosync --address="$IDEMKEYD_ADDR" --scenarios=ping,pairs
+bench nosync --server_pid="$IDEMKEYD_PID" --address="$IDEMKEYD_ADDR" --scenarios=ping,pairs
 stop_server "$IDEMKEYD_PID"
 
 start_redis redis --appendonly yes --appendfsync always --save ''
 redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
-bench redis --target=redis --redis="$REDIS_ADDR" --scenarios=ping,pairs
+bench redis --server_pid="$REDIS_PID" --target=redis --redis="$REDIS_ADDR" --scenarios=ping,pairs
 stop_server "$REDIS_PID"
+
+# The pinned layout (PINNED=0 leaves it out): the server alone on CPU 0, the
+# load generator alone on CPU 1, so that neither takes the other's core and
+# each side's cost shows by itself. The same cells as above for idemkeyd
+# (raw stubs and the batched library) and Redis.
+pinned=""
+if [ "${PINNED:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  pinned=1
+  SERVER_CPUS=0 LOAD_CPUS=1
+  start_idemkeyd sync_pinned --sync=true
+  bench sync_pinned --server_pid="$IDEMKEYD_PID" --address="$IDEMKEYD_ADDR" --scenarios=ping,reserve,pairs
+  bench batched_pinned --server_pid="$IDEMKEYD_PID" \
+    --target=library --batch --address="$IDEMKEYD_ADDR" \
+    --scenarios=pairs,reserve
+  stop_server "$IDEMKEYD_PID"
+  start_redis redis_pinned --appendonly yes --appendfsync always --save ''
+  bench redis_pinned --server_pid="$REDIS_PID" \
+    --target=redis --redis="$REDIS_ADDR" --scenarios=ping,pairs
+  stop_server "$REDIS_PID"
+  SERVER_CPUS="" LOAD_CPUS=""
+fi
 
 # The PostgreSQL backend (PG=0 leaves it out): one PostgreSQL 15 of
 # tests/support/postgres_server.py (fsync and synchronous_commit on), run as
@@ -95,8 +118,9 @@ if [ "${PG:-1}" = 1 ]; then
   keys_dsn=${pg_dsn/dbname=postgres/dbname=idemkeyd}
   start_idemkeyd pg1 --backend=postgres --postgres_dsn="$keys_dsn"
   first=$IDEMKEYD_PID first_addr=$IDEMKEYD_ADDR
-  bench pg1 --address="$first_addr" --scenarios=ping,reserve,pairs
-  bench pg1batched --target=library --batch --address="$first_addr" \
+  bench pg1 --server_pid="$first" --address="$first_addr" --scenarios=ping,reserve,pairs
+  bench pg1batched --server_pid="$first" \
+    --target=library --batch --address="$first_addr" \
     --scenarios=pairs
   start_idemkeyd pg2 --backend=postgres --postgres_dsn="$keys_dsn"
   bench pg2 --address="ipv4:$first_addr,$IDEMKEYD_ADDR" --scenarios=pairs
@@ -112,6 +136,8 @@ fi
   echo "run:     $CELL_SECONDS s per cell, $CHANNELS gRPC channels," \
     "$RESPONSE_BYTES-byte responses, 1 tenant; Redis $redis_version" \
     "(appendonly, appendfsync always), one connection per operation in flight"
+  [ -z "$pinned" ] || echo "layout:  server and load share the CPUs, except" \
+    "the rows marked pinned: server on CPU 0, load generator on CPU 1 (taskset)"
   [ -z "$pg_version" ] || echo "         PostgreSQL $pg_version (fsync," \
     "synchronous_commit on, no standby), idemkeyd --postgres_pool_size=16;" \
     "direct SQL: one connection per operation in flight"
@@ -120,6 +146,7 @@ fi
     NR > 1 {
       k = $1 SUBSEP $3 SUBSEP $4  # label, scenario, in flight
       rate[k] = $10; p50[k] = $11; p99[k] = $13; errors += $15
+      ccpu[k] = $18; csw[k] = $19; scpu[k] = $20; ssw[k] = $21
     }
     function head(title, target) { printf "%-36s %7s", title, target }
     function row(title, target, cells,   i) {
@@ -138,6 +165,16 @@ fi
       for (i = 1; i <= n; ++i) {
         k = label SUBSEP "pairs" SUBSEP L[i]
         c[i] = k in rate ? sprintf("%.2f/%.1f", p50[k] / 1000, p99[k] / 1000) : "-"
+      }
+      row(title, "", c)
+    }
+    # CPU per op: "client+server=total" microseconds, or context switches.
+    function cpu(title, label, scenario, switches,   i, k, c) {
+      for (i = 1; i <= n; ++i) {
+        k = label SUBSEP scenario SUBSEP L[i]
+        if (!(k in rate) || scpu[k] == "") { c[i] = "-"; continue }
+        c[i] = switches ? sprintf("%.1f+%.1f", csw[k], ssw[k]) \
+                        : sprintf("%.0f+%.0f=%.0f", ccpu[k], scpu[k], ccpu[k] + scpu[k])
       }
       row(title, "", c)
     }
@@ -170,6 +207,13 @@ fi
       rates("  Lookup calls, streamed (sync)", "streamed", "lookup")
       rates("  pairs, Redis appendfsync always", "redis", "pairs")
       rates("  Redis PING calls", "redis", "ping")
+      rates("  pinned: Ping calls (sync)", "sync_pinned", "ping")
+      rates("  pinned: Reserve calls (sync)", "sync_pinned", "reserve")
+      rates("  pinned: pairs, idemkeyd --sync=true", "sync_pinned", "pairs")
+      rates("  pinned: pairs, library, batched", "batched_pinned", "pairs")
+      rates("  pinned: Reserve calls, batched", "batched_pinned", "reserve")
+      rates("  pinned: pairs, Redis", "redis_pinned", "pairs")
+      rates("  pinned: Redis PING calls", "redis_pinned", "ping")
       rates("  Ping calls (idemkeyd, PostgreSQL)", "pg1", "ping")
       rates("  Reserve calls (PostgreSQL)", "pg1", "reserve")
       rates("  pairs, idemkeyd over PostgreSQL", "pg1", "pairs")
@@ -185,7 +229,23 @@ fi
       latency("  Redis appendfsync always", "redis")
       latency("  idemkeyd over PostgreSQL", "pg1")
       latency("  direct SQL", "sql")
-      print "ratios (ok: meets the target of issue #6; MISS: does not)"
+      print "CPU us per pair, load generator + server (/proc; PostgreSQL: idemkeyd only)"
+      cpu("  idemkeyd --sync=true", "sync", "pairs", 0)
+      cpu("  client library, batched", "batched", "pairs", 0)
+      cpu("  client library, streamed", "streamed", "pairs", 0)
+      cpu("  Redis appendfsync always", "redis", "pairs", 0)
+      cpu("  pinned: idemkeyd --sync=true", "sync_pinned", "pairs", 0)
+      cpu("  pinned: library, batched", "batched_pinned", "pairs", 0)
+      cpu("  pinned: Redis", "redis_pinned", "pairs", 0)
+      cpu("  idemkeyd over PostgreSQL", "pg1", "pairs", 0)
+      print "context switches per pair, load generator + server"
+      cpu("  idemkeyd --sync=true", "sync", "pairs", 1)
+      cpu("  client library, batched", "batched", "pairs", 1)
+      cpu("  client library, streamed", "streamed", "pairs", 1)
+      cpu("  Redis appendfsync always", "redis", "pairs", 1)
+      cpu("  pinned: library, batched", "batched_pinned", "pairs", 1)
+      cpu("  pinned: Redis", "redis_pinned", "pairs", 1)
+      print "ratios (ok: meets the target of issues #6, #11, #12; MISS: does not)"
       ratio("  sync pairs / Redis pairs", "1.00", "sync", "pairs", "redis", "pairs")
       ratio("  Reserve / Ping", "0.80", "sync", "reserve", "sync", "ping")
       ratio("  Lookup / Ping", "0.90", "sync", "lookup", "sync", "ping")
@@ -195,6 +255,10 @@ fi
       ratio("  streamed sync pairs / Redis pairs", "1.00", "streamed", "pairs", "redis", "pairs")
       ratio("  streamed Reserve / Ping", "1.00", "streamed", "reserve", "sync", "ping")
       ratio("  streamed Lookup / Ping", "1.00", "streamed", "lookup", "sync", "ping")
+      ratio("  pinned sync pairs / Redis pairs", "1.00", "sync_pinned", "pairs", "redis_pinned", "pairs")
+      ratio("  pinned batched pairs / Redis", "1.00", "batched_pinned", "pairs", "redis_pinned", "pairs")
+      ratio("  pinned Reserve / Ping", "0.80", "sync_pinned", "reserve", "sync_pinned", "ping")
+      ratio("  pinned batched Reserve / Ping", "1.00", "batched_pinned", "reserve", "sync_pinned", "ping")
       ratio("  sync pairs / Ping", "", "sync", "pairs", "sync", "ping")
       ratio("  no-sync pairs / Redis pairs", "", "nosync", "pairs", "redis", "pairs")
       ratio("  no-sync pairs / Ping (no-sync)", "", "nosync", "pairs", "nosync", "ping")

@@ -36,6 +36,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/closed_loop.h"
+#include "bench/cpu_usage.h"
 #include "bench/target.h"
 
 ABSL_FLAG(std::string, target, "idemkey",
@@ -88,6 +89,10 @@ ABSL_FLAG(int64_t, fill_records, 500000,
 ABSL_FLAG(std::string, csv, "",
           "also append one line per scenario to this CSV file (with a header "
           "line when the file is new or empty)");
+ABSL_FLAG(int, server_pid, 0,
+          "the server's process (idemkeyd, Redis, PostgreSQL's postmaster "
+          "does not count its backends): its CPU time and context switches "
+          "per operation go into the CSV beside this process's own");
 ABSL_FLAG(std::string, label, "",
           "free text for the CSV's label column (e.g. sync=false); no commas");
 
@@ -102,6 +107,12 @@ struct Row {
   size_t in_flight = 0;
   RunResult result;
   double ping_rate = 0;  // of the same level; 0 when ping did not run first
+  idemkey::bench::CpuUsage cpu;  // used during the cell
+
+  // Per operation: CPU microseconds and context switches.
+  double PerOp(double total) const {
+    return result.ops() > 0 ? total / result.ops() : 0;
+  }
 
   double vs_ping() const {
     return ping_rate > 0 ? result.rate() / ping_rate : 0;
@@ -129,7 +140,9 @@ std::string Format(const Row& row) {
 constexpr char kCsvHeader[] =
     "label,target,scenario,in_flight,connections,seconds,tenants,response_"
     "bytes,"
-    "ops,ops_per_s,p50_us,p90_us,p99_us,p999_us,errors,vs_ping,outcomes\n";
+    "ops,ops_per_s,p50_us,p90_us,p99_us,p999_us,errors,vs_ping,outcomes,"
+    "client_cpu_us_per_op,client_switches_per_op,server_cpu_us_per_op,"
+    "server_switches_per_op\n";
 
 std::string CsvLine(const std::string& target, const Row& row) {
   const RunResult& r = row.result;
@@ -141,14 +154,23 @@ std::string CsvLine(const std::string& target, const Row& row) {
           ? 1
           : std::min<size_t>(row.in_flight, absl::GetFlag(FLAGS_channels));
   return absl::StrFormat(
-      "%s,%s,%s,%d,%d,%.3f,%d,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%d,%s,%s\n",
+      "%s,%s,%s,%d,%d,%.3f,%d,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%d,%s,%s,%.1f,%."
+      "2f,%s,%s\n",
       absl::GetFlag(FLAGS_label), target, row.scenario, row.in_flight,
       connections, r.seconds, absl::GetFlag(FLAGS_tenants),
       absl::GetFlag(FLAGS_response_bytes), r.ops(), r.rate(),
       r.latency.Quantile(0.50) / 1e3, r.latency.Quantile(0.90) / 1e3,
       r.latency.Quantile(0.99) / 1e3, r.latency.Quantile(0.999) / 1e3, r.errors,
       row.ping_rate > 0 ? absl::StrFormat("%.4f", row.vs_ping()) : "",
-      row.Outcomes());
+      row.Outcomes(), row.PerOp(row.cpu.self_cpu_us),
+      row.PerOp(row.cpu.self_switches),
+      // Empty without --server_pid.
+      absl::GetFlag(FLAGS_server_pid) > 0
+          ? absl::StrFormat("%.1f", row.PerOp(row.cpu.server_cpu_us))
+          : "",
+      absl::GetFlag(FLAGS_server_pid) > 0
+          ? absl::StrFormat("%.2f", row.PerOp(row.cpu.server_switches))
+          : "");
 }
 
 [[noreturn]] void Die(const std::string& message) {
@@ -287,9 +309,13 @@ int main(int argc, char** argv) {
   for (size_t level : levels) {
     double ping_rate = 0;
     for (const std::string& scenario : scenarios) {
+      const int server_pid = absl::GetFlag(FLAGS_server_pid);
+      const idemkey::bench::CpuUsage before =
+          idemkey::bench::CpuUsage::Now(server_pid);
       RunResult result = target->Run(scenario, level, seconds);
       if (scenario == "ping") ping_rate = result.rate();
-      Row row{scenario, level, std::move(result), ping_rate};
+      Row row{scenario, level, std::move(result), ping_rate,
+              idemkey::bench::CpuUsage::Now(server_pid) - before};
       std::cout << Format(row) << "\n";
       if (row.result.errors > 0) {
         std::cout << "  first error: " << row.result.first_error << "\n";

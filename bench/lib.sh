@@ -77,6 +77,13 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# server_pin, load_pin: the command prefix that keeps a server (idemkeyd,
+# Redis) or a load generator on the CPUs listed in SERVER_CPUS or LOAD_CPUS
+# (taskset lists, e.g. 0 or 1-3); nothing while the variable is empty. taskset
+# execs the command, so $! is still the server's PID.
+server_pin() { [ -z "${SERVER_CPUS:-}" ] || echo "taskset -c $SERVER_CPUS"; }
+load_pin() { [ -z "${LOAD_CPUS:-}" ] || echo "taskset -c $LOAD_CPUS"; }
+
 # start_idemkeyd NAME [FLAG...]: idemkeyd on a fresh data directory
 # $WORK/NAME, on a free port of 127.0.0.1; sets IDEMKEYD_PID, IDEMKEYD_ADDR
 # and IDEMKEYD_DATA. Its log is $WORK/NAME.log.
@@ -85,8 +92,9 @@ start_idemkeyd() {
   shift
   IDEMKEYD_DATA=$WORK/$name
   local port_file=$WORK/$name.port
-  "$BUILD_DIR/$IDEMKEYD_BIN" --listen=127.0.0.1:0 --port_file="$port_file" \
-    --data_dir="$IDEMKEYD_DATA" "$@" >"$WORK/$name.log" 2>&1 &
+  $(server_pin) "$BUILD_DIR/$IDEMKEYD_BIN" --listen=127.0.0.1:0 \
+    --port_file="$port_file" --data_dir="$IDEMKEYD_DATA" "$@" \
+    >"$WORK/$name.log" 2>&1 &
   IDEMKEYD_PID=$!
   SERVER_PIDS+=("$IDEMKEYD_PID")
   local i
@@ -111,8 +119,8 @@ start_redis() {
   local port
   port=$(free_port)
   mkdir -p "$WORK/$name"
-  redis-server --bind 127.0.0.1 --port "$port" --dir "$WORK/$name" \
-    --daemonize no "$@" >"$WORK/$name.log" 2>&1 &
+  $(server_pin) redis-server --bind 127.0.0.1 --port "$port" \
+    --dir "$WORK/$name" --daemonize no "$@" >"$WORK/$name.log" 2>&1 &
   REDIS_PID=$!
   SERVER_PIDS+=("$REDIS_PID")
   local i
