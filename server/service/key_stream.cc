@@ -1,13 +1,15 @@
 #include "server/service/key_stream.h"
 
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/api/convert.h"
 #include "server/api/key_calls.h"
-#include "server/service/store_call.h"
+#include "server/service/store_call.h"  // AfterDurable
 #include "server/service/tenant_cap_note.h"
 
 namespace idemkey::service {
@@ -18,8 +20,8 @@ using idemkey::v1::StreamOp;
 using idemkey::v1::StreamResult;
 
 // The unary method an op stands for, as CallMetrics counts it.
-absl::string_view MethodOf(const BatchOp& op) {
-  switch (op.call_case()) {
+absl::string_view MethodOf(BatchOp::CallCase call) {
+  switch (call) {
     case BatchOp::kReserve:
       return "/idemkey.v1.KeyService/Reserve";
     case BatchOp::kComplete:
@@ -86,8 +88,11 @@ void KeyStream::OnReadDone(bool ok) {
     ++admitting_;  // no Finish while this read's ops are admitted
   }
   const absl::Time read_at = absl::Now();
-  for (StreamOp& op : *read_.mutable_ops()) Start(std::move(op), read_at);
+  std::vector<Ran> ran;
+  ran.reserve(read_.ops_size());
+  for (StreamOp& op : *read_.mutable_ops()) Start(std::move(op), read_at, &ran);
   read_.Clear();
+  if (!ran.empty()) DeliverWhenDurable(std::move(ran), read_at);
   bool read_again;
   {
     absl::MutexLock lock(&mu_);
@@ -106,43 +111,61 @@ void KeyStream::OnReadDone(bool ok) {
   Take(step);
 }
 
-void KeyStream::Start(StreamOp op, absl::Time read_at) {
+void KeyStream::Start(StreamOp op, absl::Time read_at, std::vector<Ran>* ran) {
   if (!Admit(op.id())) return;
   const absl::Time deadline =
       op.has_timeout()
           ? read_at + absl::Milliseconds(api::DurationMillis(op.timeout()))
           : absl::InfiniteFuture();
-  auto result = std::make_shared<StreamResult>();
-  result->set_id(op.id());
+  Ran now;
+  now.call = op.op().call_case();
+  now.result.set_id(op.id());
+  now.status = Apply(op, deadline, &now.result,
+                     store::CallOptions{.may_wait_for_io = false});
+  if (!store::IsWouldBlock(now.status)) {
+    ran->push_back(std::move(now));
+    return;
+  }
+  // The store would wait for the disk: again on the pool, where it may.
   auto request = std::make_shared<StreamOp>(std::move(op));
-  RunStoreWork(
-      pool_,
-      [this, request, result, deadline](const store::CallOptions& options) {
-        if (absl::Now() > deadline) {
-          return absl::DeadlineExceededError(
-              "the op's timeout passed before idemkeyd could start it; it "
-              "was not applied");
-        }
-        result->mutable_result()->Clear();
-        absl::Status s =
-            api::RunOp(*store_, request->op(), authorize_, may_create_,
-                       result->mutable_result(), options);
-        NoteTenantCap(s);
-        return s;
-      },
-      [this, request, result, read_at](absl::Status s) {
-        store_->WhenDurable([this, s = std::move(s), request, result,
-                             read_at](absl::Status durable) mutable {
-          s = AfterDurable(std::move(s), durable);
-          if (!s.ok()) api::SetOpError(s, result->mutable_result());
-          Deliver(std::move(*result), request->op(), read_at);
-        });
-      },
-      [this, request, result, read_at] {
-        api::SetOpError(
-            absl::UnavailableError("idemkeyd is shutting down; retry"),
-            result->mutable_result());
-        Deliver(std::move(*result), request->op(), read_at);
+  auto later = std::make_shared<Ran>(std::move(now));
+  const bool queued = pool_->Submit([this, request, later, deadline, read_at] {
+    later->status = Apply(*request, deadline, &later->result,
+                          store::CallOptions{.may_wait_for_io = true});
+    std::vector<Ran> one;
+    one.push_back(std::move(*later));
+    DeliverWhenDurable(std::move(one), read_at);
+  });
+  if (!queued) {
+    later->status = absl::UnavailableError("idemkeyd is shutting down; retry");
+    std::vector<Ran> one;
+    one.push_back(std::move(*later));
+    Deliver(std::move(one), read_at);  // nothing was applied
+  }
+}
+
+absl::Status KeyStream::Apply(const StreamOp& op, absl::Time deadline,
+                              StreamResult* result,
+                              const store::CallOptions& options) {
+  if (absl::Now() > deadline) {
+    return absl::DeadlineExceededError(
+        "the op's timeout passed before idemkeyd could start it; it was not "
+        "applied");
+  }
+  // A run the store refused (WouldBlockError) may have filled part of it.
+  result->mutable_result()->Clear();
+  absl::Status s = api::RunOp(*store_, op.op(), authorize_, may_create_,
+                              result->mutable_result(), options);
+  NoteTenantCap(s);
+  return s;
+}
+
+void KeyStream::DeliverWhenDurable(std::vector<Ran> ran, absl::Time read_at) {
+  store_->WhenDurable(
+      [this, ran = std::move(ran), read_at](absl::Status durable) mutable {
+        for (Ran& r : ran)
+          r.status = AfterDurable(std::move(r.status), durable);
+        Deliver(std::move(ran), read_at);
       });
 }
 
@@ -168,23 +191,26 @@ bool KeyStream::Admit(uint64_t id) {
   return false;
 }
 
-void KeyStream::Deliver(StreamResult result, const BatchOp& op,
-                        absl::Time read_at) {
-  if (metrics_ != nullptr) {
-    const int method = metrics_->MethodIndex(MethodOf(op));
-    metrics_->RecordCall(method,
-                         static_cast<grpc::StatusCode>(result.result().code()),
-                         absl::ToInt64Nanoseconds(absl::Now() - read_at));
-    if (result.result().code() == 0 && result.result().has_reserve()) {
-      metrics_->RecordReserveOutcome(result.result().reserve().outcome());
+void KeyStream::Deliver(std::vector<Ran> ran, absl::Time read_at) {
+  const int64_t nanos = absl::ToInt64Nanoseconds(absl::Now() - read_at);
+  for (Ran& r : ran) {
+    if (!r.status.ok()) api::SetOpError(r.status, r.result.mutable_result());
+    if (metrics_ == nullptr) continue;
+    metrics_->RecordCall(
+        metrics_->MethodIndex(MethodOf(r.call)),
+        static_cast<grpc::StatusCode>(r.result.result().code()), nanos);
+    if (r.result.result().code() == 0 && r.result.result().has_reserve()) {
+      metrics_->RecordReserveOutcome(r.result.result().reserve().outcome());
     }
   }
   Step step;
   {
     absl::MutexLock lock(&mu_);
-    open_ids_.erase(result.id());
-    --ops_in_flight_;
-    if (!broken_) *outbox_.add_results() = std::move(result);
+    for (Ran& r : ran) {
+      open_ids_.erase(r.result.id());
+      --ops_in_flight_;
+      if (!broken_) *outbox_.add_results() = std::move(r.result);
+    }
     step = NextStepLocked();
   }
   Take(step);

@@ -6,13 +6,14 @@
 //     return new KeyStream(store_, pool_, authorize, may_create, metrics_);
 //   }
 //
-// Each op read is run like a Batch op (api::RunOp, through RunStoreWork: on
-// gRPC's reading thread unless it needs the disk, then on the pool), and
-// its result waits for KeyStore::WhenDurable. Durable results collect in an
-// outbox; one write is in flight at a time (gRPC allows no more), and each
-// write takes the whole outbox, so the results of one WAL sync leave in one
-// message. Reading goes on while ops run: the client's next ops are not held
-// back by the disk.
+// Each op read is run like a Batch op (api::RunOp: on gRPC's reading thread
+// unless it needs the disk, then on the pool), and its result waits for
+// KeyStore::WhenDurable: one wait for the ops of a message that ran on the
+// reading thread, one for each op that went to the pool. Durable results
+// collect in an outbox; one write is in flight at a time (gRPC allows no more),
+// and each write takes the whole outbox, so the results of one WAL sync leave
+// in one message. Reading goes on while ops run: the client's next ops are not
+// held back by the disk.
 //
 // The stream ends OK once the client half-closed and every op read is
 // answered. Drain (idemkeyd stopping) ends it UNAVAILABLE as soon as the ops
@@ -34,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
@@ -83,15 +85,31 @@ class KeyStream final
  private:
   ~KeyStream() override = default;
 
-  // Runs `op` (read at `read_at`) and, once durable, queues its result.
-  void Start(idemkey::v1::StreamOp op, absl::Time read_at);
-  // Counts `id` in flight; false (and the op answered INVALID_ARGUMENT) when
-  // an op in flight has it already.
+  // An op whose store work has run: its status (OK, or the error that
+  // goes into its result) and result, and which call it was (for metrics).
+  struct Ran {
+    absl::Status status;
+    idemkey::v1::StreamResult result;
+    idemkey::v1::BatchOp::CallCase call = idemkey::v1::BatchOp::CALL_NOT_SET;
+  };
+  // Runs `op` (read at `read_at`). When the store answers at once (no
+  // disk wait), the op joins `ran`, answered with the rest of its message
+  // after one WhenDurable; otherwise it runs on the pool and is answered
+  // by itself.
+  void Start(idemkey::v1::StreamOp op, absl::Time read_at,
+             std::vector<Ran>* ran);
+  // The op's store work, refused past `deadline`.
+  absl::Status Apply(const idemkey::v1::StreamOp& op, absl::Time deadline,
+                     idemkey::v1::StreamResult* result,
+                     const store::CallOptions& options);
+  // Delivers `ran` once everything it wrote or read is durable.
+  void DeliverWhenDurable(std::vector<Ran> ran, absl::Time read_at);
+  // Counts an id in flight; false (and the op answered INVALID_ARGUMENT)
+  // when an op in flight has it already.
   bool Admit(uint64_t id);
-  // `op`'s result is durable: counted, into the outbox, and out if no
+  // The ops' results are final: counted, into the outbox, and out if no
   // write is in flight.
-  void Deliver(idemkey::v1::StreamResult result, const idemkey::v1::BatchOp& op,
-               absl::Time read_at);
+  void Deliver(std::vector<Ran> ran, absl::Time read_at);
   // What to do once mu_ is released: gRPC's StartWrite and Finish are
   // called without it, as their reactions may run on another thread before
   // they return.

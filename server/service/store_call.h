@@ -23,7 +23,9 @@
 // `work` must either fill the response only on success, or clear what the
 // first run left there. `work` must not touch the request or the response
 // after it returned. (A Batch has a runner of its own, batch_run.h, which
-// sends only its refused ops to the pool.) tests/unit/server/service/store_call_test.cc holds it to this.
+// sends only its refused ops to the pool; so has a stream's message,
+// key_stream.h, which also waits for durability once for all the ops that
+// ran at once.) tests/unit/server/service/store_call_test.cc holds it to this.
 //
 // StartStoreCall finishes the call from KeyStore::WhenDurable, so a client
 // never hears of a write, or of a state it read, that a crash could undo;
