@@ -23,15 +23,14 @@ func Require(keys idemkey.KeyService, opts ...Option) func(http.Handler) http.Ha
 		o(&cfg)
 	}
 	c := core.New(keys, cfg.core)
-	tenantOf := cfg.tenant
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			serve(c, tenantOf, next, w, r)
+			serve(c, &cfg, next, w, r)
 		})
 	}
 }
 
-func serve(c *core.Core, tenantOf func(*http.Request) string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+func serve(c *core.Core, cfg *config, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	route := r.URL.Path
 	var body []byte
 	if c.Covers(r.Method, route) && r.Body != nil {
@@ -53,7 +52,7 @@ func serve(c *core.Core, tenantOf func(*http.Request) string, next http.Handler,
 		Method: r.Method,
 		Route:  route,
 		Target: target(r),
-		Tenant: tenantOf(r),
+		Tenant: cfg.tenant(r),
 		Key:    key,
 		HasKey: hasKey,
 		Body:   body,
@@ -66,14 +65,15 @@ func serve(c *core.Core, tenantOf func(*http.Request) string, next http.Handler,
 	case core.Reject:
 		writeRejection(w, d.Rejection)
 	case core.Run:
-		run(d.Execution, next, w, r)
+		run(d.Execution, cfg.storeAfterResponse, next, w, r)
 	}
 }
 
 // run runs the handler for the attempt that owns the key, stores its
-// response (or releases the key for a not-final status) and sends it. A
-// handler that panics releases the key; the panic goes on.
-func run(e *core.Execution, next http.Handler, w http.ResponseWriter, r *http.Request) {
+// response (or releases the key for a not-final status) and sends it; with
+// storeAfter it sends it first. A handler that panics releases the key;
+// the panic goes on.
+func run(e *core.Execution, storeAfter bool, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	rec := newRecorder()
 	finished := false
 	defer func() {
@@ -83,6 +83,11 @@ func run(e *core.Execution, next http.Handler, w http.ResponseWriter, r *http.Re
 	}()
 	next.ServeHTTP(rec, r)
 	finished = true
+	if storeAfter {
+		rec.sendNow(w)
+		_ = e.Finish(r.Context(), rec.stored())
+		return
+	}
 	// Stored before it is sent, so that a retry that follows the answer
 	// finds it. It is sent whatever the key service says: a lost lease only
 	// means that this answer is not the one stored.

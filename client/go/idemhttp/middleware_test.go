@@ -563,3 +563,76 @@ func TestWaitForResultTakesOverALapsedLease(t *testing.T) {
 		t.Fatalf("events %s: want the first's Complete refused and the second's stored", kinds)
 	}
 }
+
+// gatedCompletes is a key service whose Completes wait until open is
+// closed, and say on entered that they were called.
+type gatedCompletes struct {
+	idemkey.KeyService
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gatedCompletes) Complete(ctx context.Context, req *idemkeypb.CompleteRequest) (*idemkeypb.CompleteResponse, error) {
+	g.entered <- struct{}{}
+	<-g.open
+	return g.KeyService.Complete(ctx, req)
+}
+
+func TestStoreAfterResponseSendsBeforeTheStoreLands(t *testing.T) {
+	keys := &gatedCompletes{KeyService: idemtest.New(), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	srv := newServer(t, keys, &app{}, idemhttp.WithStoreAfterResponse())
+	got := make(chan reply, 1)
+	// On a connection of its own: the next request on a kept-alive one is
+	// read only once the handler, and so the store, has returned.
+	go func() {
+		got <- do(t, srv, "POST", "/v1/charges", "after-1", `{"amount":1}`, "Connection", "close")
+	}()
+	<-keys.entered
+	var first reply
+	select {
+	case first = <-got: // whole, with the Complete still waiting
+	case <-time.After(10 * time.Second):
+		close(keys.open)
+		t.Fatal("no response while the Complete waited: it was stored first")
+	}
+	if first.status != 201 || !strings.Contains(first.body, `"amount":1`) {
+		t.Fatalf("first %d %q", first.status, first.body)
+	}
+	// Until the store lands the key is held: never run again.
+	if early := do(t, srv, "POST", "/v1/charges", "after-1", `{"amount":1}`); early.status != http.StatusConflict {
+		t.Fatalf("retry during the store: %d %q, want 409", early.status, early.body)
+	}
+	close(keys.open)
+	waitFor(t, func() bool {
+		r, err := keys.Lookup(context.Background(), &idemkeypb.LookupRequest{Tenant: idemkey.TenantNameFor("Acme Corp"), Key: "after-1"})
+		return err == nil && r.GetRecord().GetState() == idemkeypb.State_STATE_COMPLETED
+	})
+	replay := do(t, srv, "POST", "/v1/charges", "after-1", `{"amount":1}`)
+	if replay.body != first.body || replay.header.Get("Idempotency-Replayed") != "true" {
+		t.Fatalf("replay %d %q %v, want the first body replayed", replay.status, replay.body, replay.header)
+	}
+}
+
+func TestStoreAfterResponseStoresWhatItSentBeforeShutdownEnds(t *testing.T) {
+	keys := idemtest.New()
+	a := &app{}
+	h := idemhttp.Require(keys, idemhttp.WithTenantFunc(orgHeader), idemhttp.WithStoreAfterResponse())(a)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Start()
+	sent := map[string]string{}
+	for i := 0; i < 20; i++ {
+		key := fmt.Sprintf("shut-%d", i)
+		sent[key] = do(t, srv, "POST", "/v1/charges", key, "{}").body
+	}
+	srv.Close() // waits for the handlers, and so for their stores
+	after := newServer(t, keys, a)
+	for key, body := range sent {
+		r := do(t, after, "POST", "/v1/charges", key, "{}")
+		if r.body != body || r.header.Get("Idempotency-Replayed") != "true" {
+			t.Fatalf("%s: %d %q, want %q replayed", key, r.status, r.body, body)
+		}
+	}
+	if a.runs != 20 {
+		t.Fatalf("runs %d, want 20", a.runs)
+	}
+}

@@ -12,8 +12,9 @@ import (
 type Option func(*config)
 
 type config struct {
-	core   core.Config
-	tenant func(*http.Request) string
+	core               core.Config
+	tenant             func(*http.Request) string
+	storeAfterResponse bool
 }
 
 func defaultConfig() config {
@@ -135,4 +136,19 @@ func WithMaxKeyBytes(n int) Option {
 // timings and the key service's own error messages).
 func WithObserver(o idemkey.Observer) Option {
 	return func(c *config) { c.core.Observer = o }
+}
+
+// WithStoreAfterResponse sends the handler's response before storing it,
+// so the app's client does not wait for that second durable write. The
+// request's goroutine sends it (with Content-Length, flushed) and then
+// stores it, so http.Server.Shutdown still waits for the store. Until it
+// lands, a retry of the key is answered 409 (or waits, WithWaitForResult);
+// if the process dies in between, the lease lapses and a retry runs the
+// handler again (docs/semantics.md, "Storing after the response"). The
+// client's next request on the same kept-alive connection is read once the
+// store has returned, so a retry there is replayed. Behind a
+// ResponseWriter that cannot flush, the response leaves when the handler
+// returns, after the store, as without the option.
+func WithStoreAfterResponse() Option {
+	return func(c *config) { c.storeAfterResponse = true }
 }

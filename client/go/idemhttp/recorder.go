@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"sort"
+	"strconv"
 
 	"github.com/idemkey/idemkey/client/go/idemkeypb"
 )
@@ -71,12 +72,30 @@ func (r *recorder) stored() *idemkeypb.StoredResponse {
 // send writes the recorded response to w, adding the handler's headers to
 // those already set on w.
 func (r *recorder) send(w http.ResponseWriter) {
+	r.copyHeader(w)
+	w.WriteHeader(r.statusCode())
+	_, _ = w.Write(r.body.Bytes())
+}
+
+// sendNow is send, then a flush: with its Content-Length the client has the
+// whole response before the handler returns.
+func (r *recorder) sendNow(w http.ResponseWriter) {
+	r.copyHeader(w)
+	if s := r.statusCode(); s >= 200 && s != http.StatusNoContent && s != http.StatusNotModified {
+		w.Header().Set("Content-Length", strconv.Itoa(r.body.Len()))
+	}
+	w.WriteHeader(r.statusCode())
+	_, _ = w.Write(r.body.Bytes())
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) copyHeader(w http.ResponseWriter) {
 	h := w.Header()
 	for name, values := range r.header {
 		h[name] = values
 	}
-	w.WriteHeader(r.statusCode())
-	_, _ = w.Write(r.body.Bytes())
 }
 
 // writeReplay answers with a stored response: its status, headers and body,

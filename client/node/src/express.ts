@@ -30,6 +30,16 @@ export interface ExpressIdempotencyOptions extends CoreOptions {
   tenant?: (req: Request) => string;
   /** Largest body read, bytes; larger ones are refused with 413. Default 16 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Send the response before storing it (docs/semantics.md, "Storing after
+   * the response"): the app's client does not wait for the second durable
+   * write. Until it lands an immediate retry gets 409 (or waits, with
+   * waitForResult); if the process dies first, a retry runs the handler
+   * again once the lease lapses. The store is a pending promise, which keeps
+   * Node running until it settles (unless the app calls process.exit).
+   * Default false.
+   */
+  storeAfterResponse?: boolean;
 }
 
 /** Default tenant function: X-Org-Id through tenantNameFor (bytes as sent). */
@@ -148,13 +158,17 @@ function sendProblem(res: ServerResponse, d: Extract<Decision, { action: "reject
   res.end(p.body);
 }
 
-function run(req: Request, res: Response, next: NextFunction, execution: Execution): void {
-  const capture = new ResponseCapture(res, async (stored) => {
-    delete (req as unknown as Layerish)[kOnError];
-    // The response goes out whatever the key service says now; a lost
-    // lease only means this answer is not the one stored.
-    await execution.finish(stored);
-  });
+function run(req: Request, res: Response, next: NextFunction, execution: Execution, storeAfter: boolean): void {
+  const capture = new ResponseCapture(
+    res,
+    async (stored) => {
+      delete (req as unknown as Layerish)[kOnError];
+      // The response goes out whatever the key service says now; a lost
+      // lease only means this answer is not the one stored.
+      await execution.finish(stored);
+    },
+    storeAfter,
+  );
   const onError: ErrorHook = async () => {
     if (!capture.capturing) return;
     capture.passThrough();
@@ -209,7 +223,7 @@ export function idempotency(keys: KeyService, options: ExpressIdempotencyOptions
           sendProblem(res, d);
           return;
         case "run":
-          run(req, res, next, d.execution);
+          run(req, res, next, d.execution, options.storeAfterResponse ?? false);
           return;
       }
     })().catch(next);

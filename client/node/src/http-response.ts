@@ -59,7 +59,8 @@ type Callback = (err?: Error | null) => void;
 /**
  * Holds back everything written to `res` (status, headers, body) until the
  * handler ends the response, then hands the response to `onEnd`; once
- * `onEnd` resolves, sends it for real. `passThrough()` gives `res` back
+ * `onEnd` resolves (or at once, with `sendFirst`), sends it for real.
+ * `passThrough()` gives `res` back
  * (what was held is dropped), e.g. when the handler failed and an error
  * handler answers instead.
  */
@@ -74,9 +75,14 @@ export class ResponseCapture {
     flushHeaders: ServerResponse["flushHeaders"];
   };
 
+  /**
+   * `onEnd` stores the response the handler ended; it is sent once that
+   * settles, or at once (and stored after) with `sendFirst`.
+   */
   constructor(
     private readonly res: ServerResponse,
     private readonly onEnd: (stored: StoredResponse) => Promise<void>,
+    private readonly sendFirst = false,
   ) {
     this.orig = {
       write: res.write,
@@ -149,6 +155,14 @@ export class ResponseCapture {
         body,
         bodyOmitted: false,
       };
+      if (self.sendFirst) {
+        // Started before the send, so the execution counts as finished
+        // when the response's "close" comes.
+        const storing = self.onEnd(stored);
+        self.send(body);
+        storing.catch(() => undefined); // the observer is told
+        return res;
+      }
       self.onEnd(stored).then(
         () => self.send(body),
         () => self.send(body),

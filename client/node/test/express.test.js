@@ -358,3 +358,47 @@ test("X-Org-Id is mapped through tenantNameFor", async () => {
     await app.close();
   }
 });
+
+test("storeAfterResponse: the response arrives while its Complete waits; a retry then replays", async () => {
+  /** Completes wait until open() is called. */
+  class GatedCompletes extends InMemoryKeyService {
+    constructor() {
+      super();
+      this.entered = 0;
+      this.gate = new Promise((r) => (this.open = r));
+    }
+    async complete(req) {
+      this.entered++;
+      await this.gate;
+      return super.complete(req);
+    }
+  }
+  const keys = new GatedCompletes();
+  const app = await startApp({ keys, storeAfterResponse: true });
+  try {
+    const key = newKey();
+    const sent = app.post("/v1/charges", { key, body: '{"amount":1}' });
+    let timer;
+    const first = await Promise.race([sent, new Promise((r) => (timer = setTimeout(() => r(null), 10000)))]);
+    clearTimeout(timer);
+    if (first === null) {
+      keys.open();
+      await sent;
+      assert.fail("no response while the Complete waited: it was stored first");
+    }
+    assert.equal(first.status, 201);
+    assert.ok(first.body.toString().includes('"amount":1'));
+    assert.equal(keys.entered, 1, "the response came while its Complete was waiting");
+    const early = await app.post("/v1/charges", { key, body: '{"amount":1}' });
+    assert.equal(early.status, 409);
+    keys.open();
+    await waitFor(async () => (await keys.lookup("acme", key)).state === "COMPLETED", 5000, "the store");
+    const replay = await app.post("/v1/charges", { key, body: '{"amount":1}' });
+    assert.equal(replay.headers["idempotency-replayed"], "true");
+    assert.ok(replay.body.equals(first.body));
+    assert.equal(app.state.runs, 1);
+  } finally {
+    keys.open();
+    await app.close();
+  }
+});

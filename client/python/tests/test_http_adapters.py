@@ -228,3 +228,69 @@ def test_target_keeps_raw_path_and_query() -> None:
                                 "query_string": b"a=+"}) == b"/v1/%41?a=+"
     assert asgi.request_target({"path": "/v1/x", "query_string": b""}) == \
         b"/v1/x"
+
+
+def _charge_wsgi(environ, start_response):
+    start_response("201 Created", [("Content-Type", "application/json")])
+    return [b'{"id":1}']
+
+
+async def _charge_asgi(scope, receive, send):
+    await receive()
+    await send({"type": "http.response.start", "status": 201,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"id":1}'})
+
+
+def _after_core(keys):
+    return IdempotencyCore(keys, MiddlewareOptions(
+        require_key=True, store_after_response=True))
+
+
+def _state(keys, key):
+    from idemkey import tenant_name_for
+    return keys.lookup(tenant_name_for("Acme Corp"), key).state
+
+
+def test_wsgi_store_after_response_stores_when_the_server_closes() -> None:
+    from idemkey.v1 import idemkey_pb2 as pb
+    keys = InMemoryKeyService()
+    core = _after_core(keys)
+    mw = wsgi.IdempotencyMiddleware(_charge_wsgi, core)
+    started = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/charges",
+               "HTTP_X_ORG_ID": "Acme Corp", "HTTP_IDEMPOTENCY_KEY": "w1",
+               "CONTENT_LENGTH": "2", "wsgi.input": __import__("io").BytesIO(b"{}")}
+    result = mw(environ, lambda status, headers: started.append(status))
+    assert started == ["201 Created"] and b"".join(result) == b'{"id":1}'
+    # Sent, not stored yet: the server has not closed the response.
+    assert _state(keys, "w1") == pb.STATE_IN_PROGRESS
+    result.close()
+    assert _state(keys, "w1") == pb.STATE_COMPLETED
+    core.close()
+
+
+def test_asgi_store_after_response_sends_then_stores() -> None:
+    import asyncio
+    from idemkey.v1 import idemkey_pb2 as pb
+    keys = InMemoryKeyService()
+    core = _after_core(keys)
+    mw = asgi.IdempotencyMiddleware(_charge_asgi, core)
+    seen = []
+
+    async def send(message):
+        # What the record held as each message left.
+        seen.append((message["type"], _state(keys, "a1")))
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/charges",
+             "raw_path": b"/v1/charges", "query_string": b"",
+             "headers": [(b"x-org-id", b"Acme Corp"),
+                         (b"idempotency-key", b"a1")]}
+    asyncio.run(mw(scope, receive, send))
+    assert seen == [("http.response.start", pb.STATE_IN_PROGRESS),
+                    ("http.response.body", pb.STATE_IN_PROGRESS)]
+    assert _state(keys, "a1") == pb.STATE_COMPLETED
+    core.close()

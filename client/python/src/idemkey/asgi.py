@@ -9,7 +9,7 @@ there is one; the route matched against excluded_routes is scope["path"].
 The core's blocking calls (the key service, wait_for_result) run in a
 thread pool of `max_workers` threads, so the event loop never blocks;
 heartbeats run on the core's thread. The app's response is buffered whole
-and stored before it is sent.
+and stored before it is sent (after, with store_after_response).
 """
 
 import asyncio
@@ -116,6 +116,11 @@ class IdempotencyMiddleware:
             int(start["status"]),
             [(bytes(name).decode("latin-1"), bytes(value))
              for name, value in start.get("headers", [])], body)
+        if self.core.options.store_after_response:
+            for message in messages:
+                await send(message)
+            await self._blocking(execution.finish, stored)
+            return
         # Stored before the answer leaves, so a retry after it replays.
         await self._blocking(execution.finish, stored)
         for message in messages:

@@ -104,6 +104,14 @@ class MiddlewareOptions:
     #: Another attempt holds the key: wait this long for its result.
     wait_for_result: Seconds = 0.0
     wait_poll_interval: Seconds = 0.05
+    #: Send the response before storing it (docs/semantics.md, "Storing
+    #: after the response"): the app's client does not wait for the second
+    #: durable write; until it lands an immediate retry gets 409 (or
+    #: waits), and if the process dies first a retry runs the handler
+    #: again once the lease lapses. The HTTP adapters store it right after
+    #: sending, in the request's own task (WSGI: when the server closes the
+    #: response); the gRPC adapter ignores it.
+    store_after_response: bool = False
     #: The request's tenant name ("" = none); default: X-Org-Id mapped.
     tenant: Callable[[RequestInfo], str] = org_id_header_tenant
     #: Told of every decision and finish; must be thread-safe and quick.

@@ -8,13 +8,15 @@ one, else quote(PATH_INFO) + "?" + QUERY_STRING (wsgiref: PATH_INFO is
 already decoded, so a target sent with needless escapes such as %41 then
 differs from other implementations). The route matched against
 excluded_routes is PATH_INFO. The response is buffered whole and stored
-before it is sent; streaming bodies are buffered too.
+before it is sent (with store_after_response, when the server closes the
+response it has sent); streaming bodies are buffered too.
 """
 
 import http
 import io
 import urllib.parse
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Tuple)
 
 from idemkey.core import Action, IdempotencyCore, IncomingRequest
 from idemkey.http_common import (KEY_HEADER, problem, replay_headers,
@@ -72,6 +74,23 @@ def _read_body(environ: Dict[str, Any]) -> bytes:
     return body
 
 
+class _StoredOnClose:
+    """The response body whose close() stores it: a WSGI server calls
+    close() once it has sent the body (PEP 3333)."""
+
+    def __init__(self, body: bytes, store: Callable[[], Any]) -> None:
+        self._body = body
+        self._store: Optional[Callable[[], Any]] = store
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([self._body])
+
+    def close(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store()
+
+
 class IdempotencyMiddleware:
     """Wraps a WSGI app with the core's decisions."""
 
@@ -114,6 +133,9 @@ class IdempotencyMiddleware:
         stored = stored_response(
             int(status.split(" ", 1)[0]),
             [(name, value.encode("latin-1")) for name, value in hdrs], body)
+        if self.core.options.store_after_response:
+            start_response(status, hdrs)
+            return _StoredOnClose(body, lambda: execution.finish(stored))
         # Stored before the answer leaves, so a retry after it replays.
         execution.finish(stored)
         start_response(status, hdrs)
