@@ -197,6 +197,16 @@ int RunDaemon(const DaemonOptions& options) {
   // Without this a second server on the same port starts silently and takes
   // half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    // gRPC adds +-10 % jitter, so a fleet's clients do not all reconnect
+    // at once.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(
+                                   options.max_connection_age)));
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(options.drain_timeout)));
+  }
   // Room for a response at the limit plus the request around it, so an
   // oversized response reaches the store's clear error rather than a
   // transport error.

@@ -52,6 +52,10 @@ struct DaemonOptions {
   size_t store_threads = 32;
   // How long SIGTERM waits for in-flight calls before cancelling them.
   absl::Duration drain_timeout = absl::Seconds(10);
+  // Past this age a client connection is asked to go (GOAWAY), so that
+  // clients reconnect and spread over replicas added since; calls on it
+  // then get drain_timeout to finish. Zero: connections never age.
+  absl::Duration max_connection_age = absl::ZeroDuration();
 };
 
 // SIGHUP reloads the tokens file. Must be called with SIGTERM, SIGINT and

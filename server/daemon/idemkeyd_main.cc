@@ -77,6 +77,11 @@ ABSL_FLAG(int64_t, write_buffer_mb, 128,
           "memtables of all tenants together, in MiB");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM/SIGINT, how long in-flight calls may take to finish");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+          "ask a client connection to go after this long (+-10 %), so that "
+          "clients of several replicas spread over ones added since; its "
+          "calls then get --drain_timeout to finish. 0: never (set it, e.g. "
+          "5m, for replicas behind a DNS name)");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM server certificate; with --tls_key, serve TLS");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
@@ -140,6 +145,15 @@ int main(int argc, char** argv) {
   options.tls.insecure = absl::GetFlag(FLAGS_insecure);
   options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  // gRPC takes milliseconds as an int.
+  CheckFlag(options.max_connection_age == absl::ZeroDuration() ||
+                (options.max_connection_age >= absl::Seconds(1) &&
+                 options.max_connection_age <= absl::Hours(24 * 24)),
+            "--max_connection_age must be 0 (never) or between 1s and 576h");
+  CheckFlag(options.drain_timeout >= absl::ZeroDuration() &&
+                options.drain_timeout <= absl::Hours(24 * 24),
+            "--drain_timeout must be between 0 and 576h");
   options.backend = absl::GetFlag(FLAGS_backend);
   CheckFlag(options.backend == "rocksdb" || options.backend == "postgres",
             absl::StrCat("--backend must be rocksdb or postgres, not \"",
