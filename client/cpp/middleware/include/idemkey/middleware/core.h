@@ -191,8 +191,10 @@ class IdempotencyCore {
   IdempotencyCore(std::shared_ptr<client::KeyServiceClient> keys,
                   MiddlewareOptions options);
   // Stores what store_after_response still has queued first (each store
-  // bounded by the client's deadlines), so that a stopping app server does
-  // not drop the responses it has already sent.
+  // bounded by the client's deadlines and retries, so with the service
+  // unreachable this takes up to max_queued_stores / store_threads retry
+  // budgets), so that a stopping app server does not drop the responses it
+  // has already sent.
   ~IdempotencyCore();
   IdempotencyCore(const IdempotencyCore&) = delete;
   IdempotencyCore& operator=(const IdempotencyCore&) = delete;
