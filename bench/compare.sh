@@ -23,7 +23,7 @@
 #
 # Environment: LEVELS (in-flight levels, default "1 8 64 256"), CELL_SECONDS
 # (measured seconds per scenario and level, default 5; the default run takes
-# about 7 minutes), PG (1, the default: the PostgreSQL rows), PINNED (1, the
+# about 11 minutes), PG (1, the default: the PostgreSQL rows), PINNED (1, the
 # default: the pinned rows), CHANNELS (gRPC channels, default 4), RESPONSE_BYTES
 # (default 256), and those of lib.sh: BUILD_DIR, NO_BUILD, DATA_ROOT,
 # KEEP_WORK.

@@ -18,6 +18,6 @@
 // WithRequireTenant).
 //
 // The handler's response is buffered until it returns (it is stored before
-// it is sent), so streaming handlers (http.Flusher) are not supported on
-// covered routes.
+// it is sent, or just after with WithStoreAfterResponse), so streaming
+// handlers (http.Flusher) are not supported on covered routes.
 package idemhttp

@@ -11,7 +11,7 @@ import (
 )
 
 // recorder buffers a handler's response so that it is stored before it is
-// sent.
+// sent (or sent whole, then stored, with WithStoreAfterResponse).
 type recorder struct {
 	header http.Header
 	status int
