@@ -294,3 +294,27 @@ def test_asgi_store_after_response_sends_then_stores() -> None:
                     ("http.response.body", pb.STATE_IN_PROGRESS)]
     assert _state(keys, "a1") == pb.STATE_COMPLETED
     core.close()
+
+
+def test_asgi_store_after_response_stores_when_the_send_fails() -> None:
+    import asyncio
+    from idemkey.v1 import idemkey_pb2 as pb
+    keys = InMemoryKeyService()
+    core = _after_core(keys)
+    mw = asgi.IdempotencyMiddleware(_charge_asgi, core)
+
+    async def send(message):
+        raise OSError("the client went away")
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/charges",
+             "raw_path": b"/v1/charges", "query_string": b"",
+             "headers": [(b"x-org-id", b"Acme Corp"),
+                         (b"idempotency-key", b"a2")]}
+    with pytest.raises(OSError):
+        asyncio.run(mw(scope, receive, send))
+    # The handler ran, so its response is kept: a retry never runs it again.
+    assert _state(keys, "a2") == pb.STATE_COMPLETED
+    core.close()

@@ -117,9 +117,12 @@ class IdempotencyMiddleware:
             [(bytes(name).decode("latin-1"), bytes(value))
              for name, value in start.get("headers", [])], body)
         if self.core.options.store_after_response:
-            for message in messages:
-                await send(message)
-            await self._blocking(execution.finish, stored)
+            try:
+                for message in messages:
+                    await send(message)
+            finally:
+                # The handler ran: stored even if the client went away.
+                await self._blocking(execution.finish, stored)
             return
         # Stored before the answer leaves, so a retry after it replays.
         await self._blocking(execution.finish, stored)
