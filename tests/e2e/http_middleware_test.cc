@@ -366,7 +366,8 @@ TEST_F(HttpMiddlewareTest, StoreAfterResponseStoresEveryResponseItSent) {
     }
   }
   EXPECT_EQ(app->charges, 40);
-  // The app server stops with stores queued: they land before it is gone.
+  // The app server stops, perhaps with stores still queued: they land
+  // before it is gone.
   app.reset();
   auto other = NewApp();
   for (const auto& [key, body] : sent) {

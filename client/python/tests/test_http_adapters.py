@@ -242,6 +242,20 @@ async def _charge_asgi(scope, receive, send):
     await send({"type": "http.response.body", "body": b'{"id":1}'})
 
 
+def _asgi_post(mw, key, send):
+    """Runs one POST /v1/charges with `key` through ASGI middleware `mw`."""
+    import asyncio
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/charges",
+             "raw_path": b"/v1/charges", "query_string": b"",
+             "headers": [(b"x-org-id", b"Acme Corp"),
+                         (b"idempotency-key", key.encode())]}
+    asyncio.run(mw(scope, receive, send))
+
+
 def _after_core(keys):
     return IdempotencyCore(keys, MiddlewareOptions(
         require_key=True, store_after_response=True))
@@ -271,7 +285,6 @@ def test_wsgi_store_after_response_stores_when_the_server_closes() -> None:
 
 
 def test_asgi_store_after_response_sends_then_stores() -> None:
-    import asyncio
     from idemkey.v1 import idemkey_pb2 as pb
     keys = InMemoryKeyService()
     core = _after_core(keys)
@@ -282,14 +295,7 @@ def test_asgi_store_after_response_sends_then_stores() -> None:
         # What the record held as each message left.
         seen.append((message["type"], _state(keys, "a1")))
 
-    async def receive():
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    scope = {"type": "http", "method": "POST", "path": "/v1/charges",
-             "raw_path": b"/v1/charges", "query_string": b"",
-             "headers": [(b"x-org-id", b"Acme Corp"),
-                         (b"idempotency-key", b"a1")]}
-    asyncio.run(mw(scope, receive, send))
+    _asgi_post(mw, "a1", send)
     assert seen == [("http.response.start", pb.STATE_IN_PROGRESS),
                     ("http.response.body", pb.STATE_IN_PROGRESS)]
     assert _state(keys, "a1") == pb.STATE_COMPLETED
@@ -297,7 +303,6 @@ def test_asgi_store_after_response_sends_then_stores() -> None:
 
 
 def test_asgi_store_after_response_stores_when_the_send_fails() -> None:
-    import asyncio
     from idemkey.v1 import idemkey_pb2 as pb
     keys = InMemoryKeyService()
     core = _after_core(keys)
@@ -306,15 +311,8 @@ def test_asgi_store_after_response_stores_when_the_send_fails() -> None:
     async def send(message):
         raise OSError("the client went away")
 
-    async def receive():
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    scope = {"type": "http", "method": "POST", "path": "/v1/charges",
-             "raw_path": b"/v1/charges", "query_string": b"",
-             "headers": [(b"x-org-id", b"Acme Corp"),
-                         (b"idempotency-key", b"a2")]}
     with pytest.raises(OSError):
-        asyncio.run(mw(scope, receive, send))
+        _asgi_post(mw, "a2", send)
     # The handler ran, so its response is kept: a retry never runs it again.
     assert _state(keys, "a2") == pb.STATE_COMPLETED
     core.close()
