@@ -41,6 +41,23 @@ rocksdb::WriteOptions RecordWriteOptions(const CallOptions& options) {
   return write;
 }
 
+// Arena block of each tenant's memtable. Past a small inline block, a
+// memtable is charged to the write buffer manager one arena block at a time,
+// so a tenant that wrote a few KiB counts a whole block. RocksDB's default
+// (1 MiB here) let 200 active tenants use up the 128 MiB budget with little
+// data: the manager then flushed memtables on nearly every write, into
+// hundreds of tiny table files, and pairs ran at half the rate of one
+// tenant (bench/README.md, "Many tenants"). This size lets every tenant
+// allowed hold a memtable within half the budget. RocksDB wants a multiple
+// of 4 KiB between 4 KiB and 1 MiB; smaller blocks only mean more, still
+// rare, allocations.
+size_t TenantArenaBlockBytes(const RocksDbOptions& options) {
+  constexpr size_t kPage = 4 << 10;
+  const size_t share = options.write_buffer_bytes /
+                       (2 * std::max<size_t>(options.max_tenants, 1));
+  return std::clamp<size_t>(share / kPage * kPage, kPage, 1 << 20);
+}
+
 }  // namespace
 
 struct RocksDbBackend::Tenant {
@@ -85,6 +102,7 @@ rocksdb::ColumnFamilyOptions RocksDbBackend::TenantCfOptions() const {
   cf.periodic_compaction_seconds = options_.periodic_compaction_seconds;
   cf.level_compaction_dynamic_level_bytes = true;
   cf.write_buffer_size = 16 << 20;
+  cf.arena_block_size = TenantArenaBlockBytes(options_);
   return cf;
 }
 

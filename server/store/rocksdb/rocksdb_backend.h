@@ -59,7 +59,10 @@ struct RocksDbOptions {
   bool sync = true;
   // Shared by all tenants: block cache, which also accounts memtables.
   size_t block_cache_bytes = 512 << 20;
-  // Memtables of all tenants together (charged to the block cache).
+  // Memtables of all tenants together (charged to the block cache). Each
+  // tenant's memtable is charged in blocks of write_buffer_bytes /
+  // (2 * max_tenants) (at most 1 MiB), so every tenant allowed can write
+  // without forcing the others' memtables out.
   size_t write_buffer_bytes = 128 << 20;
   // CreateTenant refuses past this many tenants (see README, "Tenants").
   size_t max_tenants = 1000;

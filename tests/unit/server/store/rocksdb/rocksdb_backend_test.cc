@@ -20,8 +20,9 @@ constexpr int64_t kStart = 1'700'000'000'000;
 
 class RocksDbBackendTest : public ::testing::Test {
  protected:
+  // Opens the backend with `options_` (path and clock set here).
   void Open() {
-    RocksDbOptions options;
+    RocksDbOptions options = options_;
     options.path = dir_.path() + "/db";
     options.clock = &clock_;
     auto opened = RocksDbBackend::Open(options);
@@ -40,11 +41,12 @@ class RocksDbBackendTest : public ::testing::Test {
     Open();
   }
 
-  // Reserves and completes `key` with retention `ttl_ms`.
+  // Reserves and completes `key` of `tenant` with retention `ttl_ms`.
   void PutCompleted(const std::string& key, int64_t ttl_ms,
-                    const CallOptions& options = CallOptions()) {
+                    const CallOptions& options = CallOptions(),
+                    const std::string& tenant = "acme") {
     absl::StatusOr<ReserveResult> r =
-        store_->Reserve({.tenant = "acme",
+        store_->Reserve({.tenant = tenant,
                          .key = key,
                          .fingerprint = std::string(32, 'f'),
                          .attempt_id = "a",
@@ -54,7 +56,7 @@ class RocksDbBackendTest : public ::testing::Test {
     idemkey::v1::StoredResponse response;
     response.set_body("body of " + key);
     ASSERT_TRUE(
-        store_->Complete("acme", key, r->fencing_token, response, options)
+        store_->Complete(tenant, key, r->fencing_token, response, options)
             .ok());
   }
 
@@ -71,6 +73,7 @@ class RocksDbBackendTest : public ::testing::Test {
 
   idemkey::testing::TempDir dir_;
   ManualClock clock_{kStart};
+  RocksDbOptions options_;
   std::unique_ptr<RocksDbBackend> backend_;
   std::unique_ptr<KeyStore> store_;
 };
@@ -107,6 +110,33 @@ TEST_F(RocksDbBackendTest, FlushDropsRecordsThatExpiredInTheMemtable) {
   rocksdb::ColumnFamilyHandle* cf = backend_->TenantHandleForTesting("acme");
   ASSERT_TRUE(backend_->db()->Flush(rocksdb::FlushOptions(), cf).ok());
   EXPECT_EQ(RawKeys("acme"), std::set<std::string>{"live"});
+}
+
+// A memtable is charged to the write buffer manager one arena block at a
+// time once it outgrows its small inline block. With RocksDB's default 1 MiB
+// blocks, 64 tenants of a few KiB each count 64 MiB against an 8 MiB write
+// buffer, and the manager pushes memtables out on nearly every write.
+TEST_F(RocksDbBackendTest, EveryTenantAllowedCanWriteWithoutForcingFlushes) {
+  options_.write_buffer_bytes = 8 << 20;
+  options_.max_tenants = 64;
+  Open();
+  constexpr int kKeysPerTenant = 40;  // some KiB: past the inline block
+  for (size_t t = 0; t < options_.max_tenants; ++t) {
+    for (int k = 0; k < kKeysPerTenant; ++k) {
+      PutCompleted("k" + std::to_string(k), 3'600'000, CallOptions(),
+                   "t" + std::to_string(t));
+    }
+  }
+  for (size_t t = 0; t < options_.max_tenants; ++t) {
+    const std::string tenant = "t" + std::to_string(t);
+    uint64_t active = 0;
+    ASSERT_TRUE(backend_->db()->GetIntProperty(
+        backend_->TenantHandleForTesting(tenant),
+        rocksdb::DB::Properties::kNumEntriesActiveMemTable, &active));
+    // Reserve and Complete are one write each.
+    EXPECT_EQ(active, 2u * kKeysPerTenant)
+        << tenant << "'s memtable was switched out";
+  }
 }
 
 TEST_F(RocksDbBackendTest, FencingTokensKeepGrowingAcrossReopen) {
