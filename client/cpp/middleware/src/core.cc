@@ -84,10 +84,28 @@ class IdempotencyCore::Heartbeats {
     thread_.join();
   }
 
+  // Call right after the Reserve that issued `token` answered.
   void Add(uint64_t token, const std::string& tenant, const std::string& key) {
     sync::MutexLock lock(&mu_);
-    leases_[token] = {tenant, key, absl::Now() + options_.heartbeat_interval};
+    const absl::Time now = absl::Now();
+    leases_[token] = {tenant, key, now + options_.heartbeat_interval,
+                      HeldUntil(now)};
     cv_.SignalAll();
+  }
+
+  // True when the service has surely let the lease of `token` lapse, or a
+  // heartbeat found it lost: a Complete with it could only be refused. The
+  // lease is then no longer renewed. One heartbeat interval of slack covers
+  // replicas whose clocks differ a little.
+  bool ForgetIfLapsed(uint64_t token) ABSL_LOCKS_EXCLUDED(mu_) {
+    sync::MutexLock lock(&mu_);
+    auto it = leases_.find(token);
+    if (it == leases_.end()) return true;
+    if (absl::Now() <= it->second.held_until + options_.heartbeat_interval) {
+      return false;
+    }
+    leases_.erase(it);
+    return true;
   }
 
   void Remove(uint64_t token) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -99,8 +117,18 @@ class IdempotencyCore::Heartbeats {
   struct Lease {
     std::string tenant;
     std::string key;
-    absl::Time due;
+    absl::Time due;  // of the next heartbeat
+    // The service's lease ends before this: the last Reserve or Heartbeat
+    // that renewed it answered before then.
+    absl::Time held_until;
   };
+
+  // The end of a lease renewed by a call that answered at `answered`. A
+  // zero lease asks for the service's default, of unknown length here.
+  absl::Time HeldUntil(absl::Time answered) const {
+    return options_.lease > absl::ZeroDuration() ? answered + options_.lease
+                                                 : absl::InfiniteFuture();
+  }
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_) {
     mu_.Lock();
@@ -132,6 +160,7 @@ class IdempotencyCore::Heartbeats {
         *req.mutable_lease() = ToProto(options_.lease);
         const absl::Time start = absl::Now();
         absl::Status s = keys_->Heartbeat(req).status();
+        if (s.ok()) Renewed(token);
         // A lease that is gone (taken over, finished) needs no more beats;
         // a transient error is retried at the next beat.
         if (absl::IsAborted(s) || absl::IsNotFound(s) ||
@@ -146,6 +175,12 @@ class IdempotencyCore::Heartbeats {
       mu_.Lock();
     }
     mu_.Unlock();
+  }
+
+  void Renewed(uint64_t token) ABSL_LOCKS_EXCLUDED(mu_) {
+    sync::MutexLock lock(&mu_);
+    auto it = leases_.find(token);
+    if (it != leases_.end()) it->second.held_until = HeldUntil(absl::Now());
   }
 
   client::KeyServiceClient* const keys_;
@@ -213,7 +248,10 @@ class IdempotencyCore::ReplayCache {
 
 // The stores of store_after_response, made by a few threads of its own:
 // each store is a blocking Complete, and the queue lets Finish return while
-// it is in flight. Stopping stores everything still queued.
+// it is in flight. Heartbeats renew a queued store's lease until its store
+// starts; a store whose lease lapsed meanwhile (the service unanswering) is
+// dropped, since its Complete could only be refused. Stopping stores (or
+// drops) everything still queued.
 class IdempotencyCore::QueuedStores {
  public:
   QueuedStores(IdempotencyCore* core, int threads, size_t max_queued)
@@ -262,7 +300,15 @@ class IdempotencyCore::QueuedStores {
       queue_.pop_front();
       mu_.Unlock();
       // The Observer hears how it went; nobody else is waiting for it.
-      core_->Store(next.attempt, &next.response, next.start).IgnoreError();
+      if (core_->heartbeats_->ForgetIfLapsed(next.attempt.token)) {
+        core_->Notify(EventKind::kLeaseLost, next.attempt, Since(next.start),
+                      absl::AbortedError(
+                          "not stored: the lease lapsed while the store was "
+                          "queued, the key service not answering; once it "
+                          "answers, a retry runs the handler again"));
+      } else {
+        core_->Store(next.attempt, &next.response, next.start).IgnoreError();
+      }
       mu_.Lock();
     }
     mu_.Unlock();

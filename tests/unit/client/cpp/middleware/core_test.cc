@@ -460,12 +460,15 @@ class GatedCompletes final : public client::KeyServiceClient {
   }
   absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
       const idemkey::v1::CompleteRequest& request) override {
+    absl::Duration delay;
     {
       sync::MutexLock lock(&mu_);
       ++entered_;
       changed_.SignalAll();
       while (!open_) changed_.Wait(&mu_);
+      delay = delay_;
     }
+    absl::SleepFor(delay);
     return keys_->Complete(request);
   }
   absl::Status Release(const idemkey::v1::ReleaseRequest& request) override {
@@ -481,10 +484,19 @@ class GatedCompletes final : public client::KeyServiceClient {
     open_ = true;
     changed_.SignalAll();
   }
+  // Each open Complete takes `delay` more: a slow service.
+  void DelayEach(absl::Duration delay) {
+    sync::MutexLock lock(&mu_);
+    delay_ = delay;
+  }
   // Waits until `n` Completes have been called in all.
   void AwaitEntered(int n) {
     sync::MutexLock lock(&mu_);
     while (entered_ < n) changed_.Wait(&mu_);
+  }
+  int entered() {
+    sync::MutexLock lock(&mu_);
+    return entered_;
   }
 
  private:
@@ -493,6 +505,7 @@ class GatedCompletes final : public client::KeyServiceClient {
   sync::CondVar changed_;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
   bool open_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration delay_ ABSL_GUARDED_BY(mu_);
 };
 
 MiddlewareOptions StoreAfterResponse(std::shared_ptr<Observer> observer) {
@@ -601,6 +614,62 @@ TEST_F(CoreTest, StoreAfterResponseStoresInFinishWhenTheQueueIsFull) {
     ASSERT_EQ(d.action, Action::kReplay) << i;
     EXPECT_EQ(d.replay.body(), std::to_string(i));
   }
+}
+
+// One store thread, held in the first Complete while the service stops
+// answering: the queued stores' leases lapse unrenewed, and their Completes
+// could only be refused. Sending them anyway would keep a stopping app
+// server waiting a retry budget for each.
+TEST_F(CoreTest, StoreAfterResponseDropsStoresWhoseLeaseLapsedInTheQueue) {
+  auto gated = std::make_shared<GatedCompletes>(keys_);
+  auto metrics = std::make_shared<PrometheusObserver>();
+  MiddlewareOptions options = StoreAfterResponse(metrics);
+  options.store_threads = 1;
+  options.lease = absl::Seconds(1);
+  options.heartbeat_interval = absl::Milliseconds(100);
+  auto core = std::make_unique<IdempotencyCore>(gated, options);
+  for (int i = 0; i < 3; ++i) {
+    Decision d = core->Begin(Post("k" + std::to_string(i)));
+    ASSERT_EQ(d.action, Action::kRun);
+    ASSERT_TRUE(d.execution->Finish(Response(200, std::to_string(i))).ok());
+  }
+  gated->AwaitEntered(1);
+  keys_->SetUnavailable(true);
+  absl::SleepFor(options.lease + 5 * options.heartbeat_interval);
+  gated->Open();
+  core.reset();
+  EXPECT_EQ(gated->entered(), 1) << "stores sent after their leases lapsed";
+  EXPECT_EQ(metrics->Count(EventKind::kFinishFailed), 1u);  // k0, unanswered
+  EXPECT_EQ(metrics->Count(EventKind::kLeaseLost), 2u);     // k1, k2 dropped
+  EXPECT_EQ(metrics->Count(EventKind::kStored), 0u);
+  // Nothing was stored: once the service's leases lapse, a retry runs.
+  keys_->SetUnavailable(false);
+  keys_->AdvanceClock(options.lease + absl::Seconds(1));
+  EXPECT_EQ(NewCore()->Begin(Post("k1")).action, Action::kRun);
+}
+
+// A slow service: each Complete takes 400 ms, so the last of five stores
+// waits in the queue longer than its 1 s lease. The heartbeats answer and
+// renew it, so it is stored, not dropped.
+TEST_F(CoreTest, StoreAfterResponseKeepsTheLeasesOfQueuedStores) {
+  auto slow = std::make_shared<GatedCompletes>(keys_);
+  slow->DelayEach(absl::Milliseconds(400));
+  slow->Open();
+  auto metrics = std::make_shared<PrometheusObserver>();
+  MiddlewareOptions options = StoreAfterResponse(metrics);
+  options.store_threads = 1;
+  options.lease = absl::Seconds(1);
+  options.heartbeat_interval = absl::Milliseconds(100);
+  auto core = std::make_unique<IdempotencyCore>(slow, options);
+  constexpr int kRequests = 5;
+  for (int i = 0; i < kRequests; ++i) {
+    Decision d = core->Begin(Post("k" + std::to_string(i)));
+    ASSERT_EQ(d.action, Action::kRun);
+    ASSERT_TRUE(d.execution->Finish(Response(200, std::to_string(i))).ok());
+  }
+  core.reset();
+  EXPECT_EQ(metrics->Count(EventKind::kStored), uint64_t{kRequests});
+  EXPECT_EQ(metrics->Count(EventKind::kLeaseLost), 0u);
 }
 
 }  // namespace

@@ -89,7 +89,8 @@ struct MiddlewareOptions {
   // (each blocks for one call), and the Completes queued at most. When the
   // queue is full (the key service is slower than the handlers), Finish
   // stores before returning, which slows the handlers down to the
-  // service's pace.
+  // service's pace. Heartbeats keep a queued store's lease; one whose lease
+  // lapsed anyway (no heartbeat answered) is dropped, told as kLeaseLost.
   int store_threads = 8;
   size_t max_queued_stores = 1024;
   // Completed responses kept in this process, served without a round trip
@@ -190,11 +191,13 @@ class IdempotencyCore {
   // `keys` is shared: one client per process serves every core.
   IdempotencyCore(std::shared_ptr<client::KeyServiceClient> keys,
                   MiddlewareOptions options);
-  // Stores what store_after_response still has queued first (each store
-  // bounded by the client's deadlines and retries, so with the service
-  // unreachable this takes up to max_queued_stores / store_threads retry
-  // budgets), so that a stopping app server does not drop the responses it
-  // has already sent.
+  // Stores what store_after_response still has queued first, so that a
+  // stopping app server does not drop the responses it has already sent.
+  // With the service unreachable this lasts until the queued leases lapse
+  // (lease plus heartbeat_interval after their last renewal) and the stores
+  // then in flight give up (the client's deadlines and retries): a store
+  // whose lease lapsed is dropped unsent (kLeaseLost), as the service could
+  // only refuse it.
   ~IdempotencyCore();
   IdempotencyCore(const IdempotencyCore&) = delete;
   IdempotencyCore& operator=(const IdempotencyCore&) = delete;
