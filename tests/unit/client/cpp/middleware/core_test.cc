@@ -515,6 +515,26 @@ MiddlewareOptions StoreAfterResponse(std::shared_ptr<Observer> observer) {
   return options;
 }
 
+// StoreAfterResponse with one store thread and a 1 s lease renewed every
+// 100 ms: stores wait in the queue, and leases lapse within a test.
+MiddlewareOptions OneStoreThreadShortLease(std::shared_ptr<Observer> observer) {
+  MiddlewareOptions options = StoreAfterResponse(std::move(observer));
+  options.store_threads = 1;
+  options.lease = absl::Seconds(1);
+  options.heartbeat_interval = absl::Milliseconds(100);
+  return options;
+}
+
+// Runs requests for keys k0 .. k<n-1> and finishes each with its number as
+// the body.
+void RunAndFinish(IdempotencyCore& core, int n) {
+  for (int i = 0; i < n; ++i) {
+    Decision d = core.Begin(Post("k" + std::to_string(i)));
+    ASSERT_EQ(d.action, Action::kRun);
+    ASSERT_TRUE(d.execution->Finish(Response(200, std::to_string(i))).ok());
+  }
+}
+
 TEST_F(CoreTest, StoreAfterResponseFinishesWhileTheCompleteWaits) {
   auto gated = std::make_shared<GatedCompletes>(keys_);
   auto metrics = std::make_shared<PrometheusObserver>();
@@ -556,11 +576,7 @@ TEST_F(CoreTest, StoreAfterResponseStoresEverythingQueuedBeforeTheCoreGoes) {
   auto core =
       std::make_unique<IdempotencyCore>(gated, StoreAfterResponse(metrics));
   constexpr int kRequests = 40;  // more than the store threads
-  for (int i = 0; i < kRequests; ++i) {
-    Decision d = core->Begin(Post("k" + std::to_string(i)));
-    ASSERT_EQ(d.action, Action::kRun);
-    ASSERT_TRUE(d.execution->Finish(Response(200, std::to_string(i))).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(RunAndFinish(*core, kRequests));
   std::thread opener([&] {
     gated->AwaitEntered(1);
     gated->Open();
@@ -623,16 +639,9 @@ TEST_F(CoreTest, StoreAfterResponseStoresInFinishWhenTheQueueIsFull) {
 TEST_F(CoreTest, StoreAfterResponseDropsStoresWhoseLeaseLapsedInTheQueue) {
   auto gated = std::make_shared<GatedCompletes>(keys_);
   auto metrics = std::make_shared<PrometheusObserver>();
-  MiddlewareOptions options = StoreAfterResponse(metrics);
-  options.store_threads = 1;
-  options.lease = absl::Seconds(1);
-  options.heartbeat_interval = absl::Milliseconds(100);
+  const MiddlewareOptions options = OneStoreThreadShortLease(metrics);
   auto core = std::make_unique<IdempotencyCore>(gated, options);
-  for (int i = 0; i < 3; ++i) {
-    Decision d = core->Begin(Post("k" + std::to_string(i)));
-    ASSERT_EQ(d.action, Action::kRun);
-    ASSERT_TRUE(d.execution->Finish(Response(200, std::to_string(i))).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(RunAndFinish(*core, 3));
   gated->AwaitEntered(1);
   keys_->SetUnavailable(true);
   absl::SleepFor(options.lease + 5 * options.heartbeat_interval);
@@ -656,17 +665,10 @@ TEST_F(CoreTest, StoreAfterResponseKeepsTheLeasesOfQueuedStores) {
   slow->DelayEach(absl::Milliseconds(400));
   slow->Open();
   auto metrics = std::make_shared<PrometheusObserver>();
-  MiddlewareOptions options = StoreAfterResponse(metrics);
-  options.store_threads = 1;
-  options.lease = absl::Seconds(1);
-  options.heartbeat_interval = absl::Milliseconds(100);
-  auto core = std::make_unique<IdempotencyCore>(slow, options);
+  auto core = std::make_unique<IdempotencyCore>(
+      slow, OneStoreThreadShortLease(metrics));
   constexpr int kRequests = 5;
-  for (int i = 0; i < kRequests; ++i) {
-    Decision d = core->Begin(Post("k" + std::to_string(i)));
-    ASSERT_EQ(d.action, Action::kRun);
-    ASSERT_TRUE(d.execution->Finish(Response(200, std::to_string(i))).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(RunAndFinish(*core, kRequests));
   core.reset();
   EXPECT_EQ(metrics->Count(EventKind::kStored), uint64_t{kRequests});
   EXPECT_EQ(metrics->Count(EventKind::kLeaseLost), 0u);
