@@ -303,9 +303,10 @@ class IdempotencyCore::QueuedStores {
       if (core_->heartbeats_->ForgetIfLapsed(next.attempt.token)) {
         core_->Notify(EventKind::kLeaseLost, next.attempt, Since(next.start),
                       absl::AbortedError(
-                          "not stored: the lease lapsed while the store was "
-                          "queued, the key service not answering; once it "
-                          "answers, a retry runs the handler again"));
+                          "not stored: the lease was lost, or lapsed with no "
+                          "heartbeat answered, while the store was queued; "
+                          "the key service would refuse it, and a retry runs "
+                          "the handler again"));
       } else {
         core_->Store(next.attempt, &next.response, next.start).IgnoreError();
       }
