@@ -90,7 +90,7 @@ case "${1:-}" in
     exec build/server/daemon/idemkeyd --listen=127.0.0.1:50051 --data_dir=./data "$@"
     ;;
   test)
-    install_packages
+    timed "package install" install_packages
     timed "C++ build" build build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=ON
     (cd build && timed "C++ tests" ctest -j"$(nproc)" --output-on-failure)
@@ -111,20 +111,20 @@ case "${1:-}" in
       --grpc-app go=client/go/bin/payments-grpc \
       --grpc-app node='node client/node/examples/payments-grpc.js' \
       --grpc-app python='/usr/bin/python3 client/python/examples/payments_grpc.py'
-    build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
+    timed "ASan+UBSan build" build build-asan -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
-    (cd build-asan && ctest -j"$(nproc)" --output-on-failure)
+    (cd build-asan && timed "ASan+UBSan tests" ctest -j"$(nproc)" --output-on-failure)
     # Unit tests only (see IDEMKEY_TSAN); optimized, as ThreadSanitizer slows
     # the many-thread races down several times over.
-    build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_TSAN=ON \
+    timed "TSan build" build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_TSAN=ON \
       -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
-    (cd build-tsan && ctest -j"$(nproc)" --output-on-failure)
+    (cd build-tsan && timed "TSan tests" ctest -j"$(nproc)" --output-on-failure)
     # Everything compiled by clang with -Wthread-safety as an error, and
     # instrumented for the libFuzzer targets, which ctest then runs.
-    build build-clang -DCMAKE_CXX_COMPILER=clang++ \
+    timed "clang build" build build-clang -DCMAKE_CXX_COMPILER=clang++ \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIDEMKEY_THREAD_SAFETY=ON \
       -DIDEMKEY_FUZZ=ON -DIDEMKEY_BUILD_BENCH=OFF
-    (cd build-clang && ctest -j"$(nproc)" --output-on-failure)
+    (cd build-clang && timed "clang tests" ctest -j"$(nproc)" --output-on-failure)
     ;;
   *)
     echo "usage: bash scripts/dev.sh run [idemkeyd flags...] | test" >&2
