@@ -5,6 +5,7 @@
 #include <list>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -69,11 +70,18 @@ absl::Duration Since(absl::Time start) { return absl::Now() - start; }
 
 }  // namespace
 
-// Renews the leases of running handlers from one background thread.
+// Renews the leases of running handlers from `heartbeat_threads` background
+// threads that share one schedule: each beats the lease due first that no
+// other is beating, so a beat the service is slow to answer holds up one
+// thread, not every other lease (beaten one after another, N leases each
+// waited for N beats' latency, and past `lease` they lapsed).
 class IdempotencyCore::Heartbeats {
  public:
   Heartbeats(client::KeyServiceClient* keys, const MiddlewareOptions& options)
-      : keys_(keys), options_(options), thread_([this] { Run(); }) {}
+      : keys_(keys), options_(options) {
+    const int n = std::max(options_.heartbeat_threads, 1);
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
+  }
 
   ~Heartbeats() {
     {
@@ -81,16 +89,26 @@ class IdempotencyCore::Heartbeats {
       stopping_ = true;
     }
     cv_.SignalAll();
-    thread_.join();
+    for (std::thread& t : threads_) t.join();
   }
 
   // Call right after the Reserve that issued `token` answered.
   void Add(uint64_t token, const std::string& tenant, const std::string& key) {
     sync::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
-    leases_[token] = {tenant, key, now + options_.heartbeat_interval,
-                      HeldUntil(now)};
-    cv_.SignalAll();
+    auto [it, added] = leases_.try_emplace(token);
+    Lease& lease = it->second;
+    // The same token again (a retried Reserve): a beat in flight puts it
+    // back in the schedule when it ends.
+    if (!added && !lease.beating) schedule_.erase(Due(it));
+    lease.tenant = tenant;
+    lease.key = key;
+    lease.due = now + options_.heartbeat_interval;
+    lease.held_until = HeldUntil(now);
+    if (lease.beating) return;
+    schedule_.insert(Due(it));
+    // Only a new first due time changes what a waiting thread waits for.
+    if (*schedule_.begin() == Due(it)) cv_.Signal();
   }
 
   // True when the service has surely let the lease of `token` lapse, or a
@@ -104,13 +122,13 @@ class IdempotencyCore::Heartbeats {
     if (absl::Now() <= it->second.held_until + options_.heartbeat_interval) {
       return false;
     }
-    leases_.erase(it);
+    EraseLocked(it);
     return true;
   }
 
   void Remove(uint64_t token) ABSL_LOCKS_EXCLUDED(mu_) {
     sync::MutexLock lock(&mu_);
-    leases_.erase(token);
+    if (auto it = leases_.find(token); it != leases_.end()) EraseLocked(it);
   }
 
  private:
@@ -121,7 +139,19 @@ class IdempotencyCore::Heartbeats {
     // The service's lease ends before this: the last Reserve or Heartbeat
     // that renewed it answered before then.
     absl::Time held_until;
+    // A thread is beating it; it is out of schedule_ until the beat ends.
+    bool beating = false;
   };
+  using Leases = std::map<uint64_t, Lease>;  // by token
+
+  static std::pair<absl::Time, uint64_t> Due(Leases::const_iterator it) {
+    return {it->second.due, it->first};
+  }
+
+  void EraseLocked(Leases::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!it->second.beating) schedule_.erase(Due(it));
+    leases_.erase(it);
+  }
 
   // The end of a lease renewed by a call that answered at `answered`. A
   // zero lease asks for the service's default, of unknown length here.
@@ -133,54 +163,54 @@ class IdempotencyCore::Heartbeats {
   void Run() ABSL_LOCKS_EXCLUDED(mu_) {
     mu_.Lock();
     while (!stopping_) {
-      absl::Time next = absl::InfiniteFuture();
-      for (const auto& [token, lease] : leases_)
-        next = std::min(next, lease.due);
-      if (next > absl::Now()) {
-        if (next == absl::InfiniteFuture()) {
-          cv_.Wait(&mu_);
-        } else {
-          cv_.WaitFor(&mu_, next - absl::Now());
-        }
+      if (schedule_.empty()) {
+        cv_.Wait(&mu_);
         continue;
       }
-      std::vector<std::pair<uint64_t, Lease>> due;
-      for (auto& [token, lease] : leases_) {
-        if (lease.due <= absl::Now()) {
-          due.emplace_back(token, lease);
-          lease.due = absl::Now() + options_.heartbeat_interval;
-        }
+      const auto [due, token] = *schedule_.begin();
+      if (due > absl::Now()) {
+        cv_.WaitFor(&mu_, due - absl::Now());
+        continue;
+      }
+      schedule_.erase(schedule_.begin());
+      Lease& lease = leases_.at(token);
+      lease.beating = true;
+      // The next beat is due an interval after this one began.
+      lease.due = absl::Now() + options_.heartbeat_interval;
+      idemkey::v1::HeartbeatRequest req;
+      req.set_tenant(lease.tenant);
+      req.set_key(lease.key);
+      req.set_fencing_token(token);
+      *req.mutable_lease() = ToProto(options_.lease);
+      // Another lease due now goes to another thread at once.
+      if (!schedule_.empty() && schedule_.begin()->first <= absl::Now()) {
+        cv_.Signal();
       }
       mu_.Unlock();
-      for (const auto& [token, lease] : due) {
-        idemkey::v1::HeartbeatRequest req;
-        req.set_tenant(lease.tenant);
-        req.set_key(lease.key);
-        req.set_fencing_token(token);
-        *req.mutable_lease() = ToProto(options_.lease);
-        const absl::Time start = absl::Now();
-        absl::Status s = keys_->Heartbeat(req).status();
-        if (s.ok()) Renewed(token);
-        // A lease that is gone (taken over, finished) needs no more beats;
-        // a transient error is retried at the next beat.
-        if (absl::IsAborted(s) || absl::IsNotFound(s) ||
-            absl::IsFailedPrecondition(s)) {
-          Remove(token);
-          if (options_.observer != nullptr && !absl::IsFailedPrecondition(s)) {
-            options_.observer->OnEvent({EventKind::kLeaseLost, lease.tenant, "",
-                                        absl::Now() - start, s});
-          }
-        }
+      const absl::Time start = absl::Now();
+      const absl::Status s = keys_->Heartbeat(req).status();
+      // A lease that is gone (taken over, finished) needs no more beats;
+      // a transient error is retried at the next beat.
+      const bool gone = absl::IsAborted(s) || absl::IsNotFound(s) ||
+                        absl::IsFailedPrecondition(s);
+      if (gone && options_.observer != nullptr &&
+          !absl::IsFailedPrecondition(s)) {
+        options_.observer->OnEvent(
+            {EventKind::kLeaseLost, req.tenant(), "", absl::Now() - start, s});
       }
       mu_.Lock();
+      // Removed while it was beaten (its handler finished): nothing to do.
+      auto it = leases_.find(token);
+      if (it == leases_.end()) continue;
+      it->second.beating = false;
+      if (gone) {
+        leases_.erase(it);
+        continue;
+      }
+      if (s.ok()) it->second.held_until = HeldUntil(absl::Now());
+      schedule_.insert(Due(it));
     }
     mu_.Unlock();
-  }
-
-  void Renewed(uint64_t token) ABSL_LOCKS_EXCLUDED(mu_) {
-    sync::MutexLock lock(&mu_);
-    auto it = leases_.find(token);
-    if (it != leases_.end()) it->second.held_until = HeldUntil(absl::Now());
   }
 
   client::KeyServiceClient* const keys_;
@@ -188,8 +218,10 @@ class IdempotencyCore::Heartbeats {
   sync::Mutex mu_;
   sync::CondVar cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);  // by token
-  std::thread thread_;  // last: starts after the members above
+  Leases leases_ ABSL_GUARDED_BY(mu_);
+  // (due, token) of every lease no thread is beating, soonest first.
+  std::set<std::pair<absl::Time, uint64_t>> schedule_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;  // last: start after the members above
 };
 
 // A bounded LRU of completed responses, by (tenant, key).

@@ -230,6 +230,41 @@ TEST_F(CoreTest, ConcurrentWaitingRetriesReplayTheOneRun) {
 // The heartbeat thread renews every running handler's lease while service
 // time passes well beyond one lease; the results then replay from a cache
 // smaller than the number of keys, used by every thread at once.
+// Advances the service's clock past `lease` in four steps of a third of
+// it, and after each waits until the lease of every one of `keys` (tenant
+// acme) was renewed from the new time: what heartbeats must do for
+// handlers that outlive their lease.
+::testing::AssertionResult LeasesRenewedPastTheirEnd(
+    idemkey::testing::InProcessKeyService& service, absl::Duration lease,
+    const std::vector<std::string>& keys) {
+  for (int step = 0; step < 4; ++step) {
+    service.AdvanceClock(lease / 3);
+    const absl::Time renewed = service.Now() + lease;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    for (const std::string& key : keys) {
+      for (;;) {
+        idemkey::v1::LookupRequest lookup;
+        lookup.set_tenant("acme");
+        lookup.set_key(key);
+        absl::StatusOr<idemkey::v1::LookupResponse> r = service.Lookup(lookup);
+        if (!r.ok()) return ::testing::AssertionFailure() << r.status();
+        const auto& expiry = r->record().lease_expires_at();
+        if (absl::FromUnixSeconds(expiry.seconds()) +
+                absl::Nanoseconds(expiry.nanos()) >=
+            renewed) {
+          break;
+        }
+        if (absl::Now() > deadline) {
+          return ::testing::AssertionFailure()
+                 << key << "'s lease was not renewed in step " << step;
+        }
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST_F(CoreTest, ConcurrentHandlersKeepTheirLeasesThroughHeartbeats) {
   constexpr int kThreads = 8;
   MiddlewareOptions options;
@@ -255,39 +290,10 @@ TEST_F(CoreTest, ConcurrentHandlersKeepTheirLeasesThroughHeartbeats) {
     });
   });
   while (running < kThreads) std::this_thread::yield();
-  // Four steps of a third of a lease each, so 40 s pass against a 30 s lease;
-  // every step waits until each lease was renewed from the new time.
-  auto outlive_the_lease = [&]() -> ::testing::AssertionResult {
-    const absl::Duration lease = core->options().lease;
-    for (int step = 0; step < 4; ++step) {
-      keys_->AdvanceClock(lease / 3);
-      const absl::Time renewed = keys_->Now() + lease;
-      const absl::Time deadline = absl::Now() + absl::Seconds(30);
-      for (int t = 0; t < kThreads; ++t) {
-        const std::string key = "k" + std::to_string(t);
-        for (;;) {
-          idemkey::v1::LookupRequest lookup;
-          lookup.set_tenant("acme");
-          lookup.set_key(key);
-          absl::StatusOr<idemkey::v1::LookupResponse> r = keys_->Lookup(lookup);
-          if (!r.ok()) return ::testing::AssertionFailure() << r.status();
-          const auto& expiry = r->record().lease_expires_at();
-          if (absl::FromUnixSeconds(expiry.seconds()) +
-                  absl::Nanoseconds(expiry.nanos()) >=
-              renewed) {
-            break;
-          }
-          if (absl::Now() > deadline) {
-            return ::testing::AssertionFailure()
-                   << key << "'s lease was not renewed in step " << step;
-          }
-          absl::SleepFor(absl::Milliseconds(1));
-        }
-      }
-    }
-    return ::testing::AssertionSuccess();
-  };
-  const ::testing::AssertionResult outlived = outlive_the_lease();
+  std::vector<std::string> keys;
+  for (int t = 0; t < kThreads; ++t) keys.push_back("k" + std::to_string(t));
+  const ::testing::AssertionResult outlived =
+      LeasesRenewedPastTheirEnd(*keys_, core->options().lease, keys);
   lease_outlived = true;
   handlers.join();
   EXPECT_TRUE(outlived);
@@ -449,15 +455,36 @@ TEST_F(CoreTest, PrometheusObserverCountsAKnownSequence) {
 
 // The in-process service whose Completes wait until Open(): a key service
 // slow to store, to see what the handler's thread waits for.
-class GatedCompletes final : public client::KeyServiceClient {
+// Passes every call to `keys`; tests override the calls they hold up.
+class ForwardingKeys : public client::KeyServiceClient {
  public:
-  explicit GatedCompletes(std::shared_ptr<client::KeyServiceClient> keys)
+  explicit ForwardingKeys(std::shared_ptr<client::KeyServiceClient> keys)
       : keys_(std::move(keys)) {}
 
   absl::StatusOr<idemkey::v1::ReserveResponse> Reserve(
       const idemkey::v1::ReserveRequest& request) override {
     return keys_->Reserve(request);
   }
+  absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
+      const idemkey::v1::CompleteRequest& request) override {
+    return keys_->Complete(request);
+  }
+  absl::Status Release(const idemkey::v1::ReleaseRequest& request) override {
+    return keys_->Release(request);
+  }
+  absl::StatusOr<idemkey::v1::HeartbeatResponse> Heartbeat(
+      const idemkey::v1::HeartbeatRequest& request) override {
+    return keys_->Heartbeat(request);
+  }
+
+ private:
+  const std::shared_ptr<client::KeyServiceClient> keys_;
+};
+
+class GatedCompletes final : public ForwardingKeys {
+ public:
+  using ForwardingKeys::ForwardingKeys;
+
   absl::StatusOr<idemkey::v1::CompleteResponse> Complete(
       const idemkey::v1::CompleteRequest& request) override {
     absl::Duration delay;
@@ -469,14 +496,7 @@ class GatedCompletes final : public client::KeyServiceClient {
       delay = delay_;
     }
     absl::SleepFor(delay);
-    return keys_->Complete(request);
-  }
-  absl::Status Release(const idemkey::v1::ReleaseRequest& request) override {
-    return keys_->Release(request);
-  }
-  absl::StatusOr<idemkey::v1::HeartbeatResponse> Heartbeat(
-      const idemkey::v1::HeartbeatRequest& request) override {
-    return keys_->Heartbeat(request);
+    return ForwardingKeys::Complete(request);
   }
 
   void Open() {
@@ -500,7 +520,6 @@ class GatedCompletes final : public client::KeyServiceClient {
   }
 
  private:
-  const std::shared_ptr<client::KeyServiceClient> keys_;
   sync::Mutex mu_;
   sync::CondVar changed_;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
@@ -672,6 +691,69 @@ TEST_F(CoreTest, StoreAfterResponseKeepsTheLeasesOfQueuedStores) {
   core.reset();
   EXPECT_EQ(metrics->Count(EventKind::kStored), uint64_t{kRequests});
   EXPECT_EQ(metrics->Count(EventKind::kLeaseLost), 0u);
+}
+
+// A service that never answers the Heartbeats of one key (until Open()).
+class HeldHeartbeats final : public ForwardingKeys {
+ public:
+  HeldHeartbeats(std::shared_ptr<client::KeyServiceClient> keys,
+                 std::string key)
+      : ForwardingKeys(std::move(keys)), key_(std::move(key)) {}
+
+  absl::StatusOr<idemkey::v1::HeartbeatResponse> Heartbeat(
+      const idemkey::v1::HeartbeatRequest& request) override {
+    if (request.key() == key_) {
+      sync::MutexLock lock(&mu_);
+      held_ = true;
+      changed_.SignalAll();
+      while (!open_) changed_.Wait(&mu_);
+    }
+    return ForwardingKeys::Heartbeat(request);
+  }
+
+  void AwaitHeld() {
+    sync::MutexLock lock(&mu_);
+    while (!held_) changed_.Wait(&mu_);
+  }
+  void Open() {
+    sync::MutexLock lock(&mu_);
+    open_ = true;
+    changed_.SignalAll();
+  }
+
+ private:
+  const std::string key_;
+  sync::Mutex mu_;
+  sync::CondVar changed_;
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// One lease's heartbeat hangs; the other running handlers keep theirs.
+TEST_F(CoreTest, AHeartbeatThatHangsDoesNotHoldUpTheOtherLeases) {
+  auto held = std::make_shared<HeldHeartbeats>(keys_, "stuck");
+  MiddlewareOptions options;
+  options.heartbeat_interval = absl::Milliseconds(1);
+  IdempotencyCore core(held, options);
+  Decision stuck = core.Begin(Post("stuck"));
+  ASSERT_EQ(stuck.action, Action::kRun);
+  held->AwaitHeld();
+  const std::vector<std::string> keys = {"k0", "k1", "k2"};
+  std::vector<Decision> running;
+  for (const std::string& key : keys) {
+    running.push_back(core.Begin(Post(key)));
+    ASSERT_EQ(running.back().action, Action::kRun) << key;
+  }
+  const ::testing::AssertionResult renewed =
+      LeasesRenewedPastTheirEnd(*keys_, options.lease, keys);
+  held->Open();
+  ASSERT_TRUE(renewed);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_TRUE(running[i].execution->Finish(Response(200, keys[i])).ok())
+        << keys[i];
+  }
+  // The unanswered lease did lapse: its Complete is refused.
+  EXPECT_FALSE(stuck.execution->Finish(Response(200, "stuck")).ok());
 }
 
 }  // namespace

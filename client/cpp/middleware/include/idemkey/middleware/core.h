@@ -61,6 +61,10 @@ struct MiddlewareOptions {
   // Lease asked for each attempt, and how often a running handler renews it.
   absl::Duration lease = absl::Seconds(30);
   absl::Duration heartbeat_interval = absl::Seconds(10);
+  // Threads renewing leases; each beat blocks one for a call. A beat the
+  // service is slow to answer (or never answers, until the client's deadline
+  // and retries give up) delays only the leases queued behind that thread.
+  int heartbeat_threads = 4;
   // Retention of completed responses; zero: the service's default.
   absl::Duration ttl = absl::ZeroDuration();
   // Response statuses that are released instead of stored (a retry runs the

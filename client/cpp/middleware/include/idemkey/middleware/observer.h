@@ -61,7 +61,7 @@ struct Event {
 };
 
 // Implementations must be thread-safe and quick: OnEvent runs on the
-// request's thread (and on the heartbeat thread for kLeaseLost, on a store
+// request's thread (and on a heartbeat thread for kLeaseLost, on a store
 // thread for Finish's outcomes with store_after_response).
 class Observer {
  public:
