@@ -2,6 +2,7 @@
 see") over the in-memory service."""
 
 import threading
+import time
 
 import grpc
 import pytest
@@ -135,6 +136,37 @@ def test_heartbeats_keep_the_lease() -> None:
     keys, core, _ = make(lease=1.0, heartbeat_interval=0.05)
     core.begin(req())
     poll(lambda: keys.calls.get("Heartbeat", 0) >= 2, 5, "heartbeats")
+    core.close()
+
+
+def test_a_heartbeat_that_hangs_does_not_hold_up_the_other_leases() -> None:
+    keys = InMemoryKeyService()
+    held, answer = threading.Event(), threading.Event()
+
+    class HeldHeartbeats:
+        """Never answers the heartbeats of key "stuck" (until `answer`)."""
+
+        def __getattr__(self, name):
+            return getattr(keys, name)
+
+        def heartbeat(self, request):
+            if request.key == "stuck":
+                held.set()
+                answer.wait()
+            return keys.heartbeat(request)
+
+    core = IdempotencyCore(HeldHeartbeats(), MiddlewareOptions(
+        lease=1.0, heartbeat_interval=0.05))
+    stuck = core.begin(req("stuck"))
+    assert held.wait(5)
+    others = {k: core.begin(req(k)) for k in ("k0", "k1", "k2")}
+    time.sleep(2.5)  # two and a half leases
+    answer.set()
+    for key, d in others.items():
+        assert d.execution.finish(pb.StoredResponse(status_code=201)) is None, key
+    # The unanswered lease did lapse: its Complete is refused.
+    err = stuck.execution.finish(pb.StoredResponse(status_code=201))
+    assert err.code == grpc.StatusCode.ABORTED
     core.close()
 
 

@@ -128,10 +128,11 @@ class IdempotencyCore:
         self.options = options or MiddlewareOptions()
         self._heartbeats = Heartbeats(keys, self.options.lease,
                                       self.options.heartbeat_interval,
-                                      self.options.observer)
+                                      self.options.observer,
+                                      self.options.heartbeat_threads)
 
     def close(self) -> None:
-        """Stops the heartbeat thread."""
+        """Stops the heartbeat threads."""
         self._heartbeats.close()
 
     def notify(self, kind: EventKind, tenant: str, route: str,

@@ -1,9 +1,9 @@
-"""Renews the leases of running handlers from one background thread, so a
+"""Renews the leases of running handlers from a few background threads, so a
 long handler keeps its key and a dead app server's lease lapses."""
 
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import grpc
 
@@ -20,29 +20,41 @@ def duration(seconds_: float) -> Any:
 
 
 class Heartbeats:
-    """One thread beating every lease added, each `interval` seconds."""
+    """`threads` threads beating every lease added, each `interval` seconds.
+
+    The threads share one schedule: each beats the lease due first that no
+    other is beating, so a beat the service is slow to answer (or never
+    answers, until the client's deadline and retries give up) holds up one
+    thread, not every other lease."""
 
     def __init__(self, keys: Any, lease: float, interval: float,
-                 observer: Optional[Callable[[Event], None]]) -> None:
+                 observer: Optional[Callable[[Event], None]],
+                 threads: int = 4) -> None:
         self._keys = keys
         self._lease = lease
         self._interval = max(interval, 0.001)
         self._observer = observer
+        self._thread_count = max(threads, 1)
         self._cv = threading.Condition()
-        self._leases: Dict[int, Tuple[str, str, float]] = {}  # by token
+        # By token: [tenant, key, due, beating]; a lease being beaten is
+        # not due until its beat ends.
+        self._leases: Dict[int, List[Any]] = {}
         self._stopping = False
-        self._thread: Optional[threading.Thread] = None
+        self._threads: List[threading.Thread] = []
 
     def add(self, token: int, tenant: str, key: str) -> None:
         """Beat `token`'s lease from `interval` from now on."""
         with self._cv:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="idemkey-heartbeats", daemon=True)
-                self._thread.start()
-            self._leases[token] = (tenant, key,
-                                   time.monotonic() + self._interval)
-            self._cv.notify_all()
+            if not self._threads:
+                for i in range(self._thread_count):
+                    t = threading.Thread(target=self._run, daemon=True,
+                                         name=f"idemkey-heartbeats-{i}")
+                    t.start()
+                    self._threads.append(t)
+            beating = token in self._leases and self._leases[token][3]
+            self._leases[token] = [tenant, key,
+                                   time.monotonic() + self._interval, beating]
+            self._cv.notify()
 
     def remove(self, token: int) -> None:
         """Stop beating `token`'s lease."""
@@ -50,31 +62,41 @@ class Heartbeats:
             self._leases.pop(token, None)
 
     def close(self) -> None:
-        """Stop the thread (leases still held then lapse)."""
+        """Stop the threads (leases still held then lapse)."""
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        for t in self._threads:
+            t.join()
 
     def _run(self) -> None:
         with self._cv:
             while not self._stopping:
-                now = time.monotonic()
-                due = [(t, l) for t, l in self._leases.items() if l[2] <= now]
-                if not due:
-                    nxt = min((l[2] for l in self._leases.values()),
-                              default=None)
-                    self._cv.wait(None if nxt is None else nxt - now)
+                idle = [(lease[2], token)
+                        for token, lease in self._leases.items()
+                        if not lease[3]]
+                if not idle:
+                    self._cv.wait()
                     continue
-                for token, (tenant, key, _) in due:
-                    self._leases[token] = (tenant, key, now + self._interval)
+                due, token = min(idle)
+                now = time.monotonic()
+                if due > now:
+                    self._cv.wait(due - now)
+                    continue
+                lease = self._leases[token]
+                lease[2] = now + self._interval  # an interval after this beat
+                lease[3] = True
+                tenant, key = lease[0], lease[1]
+                # Another lease due now goes to another thread at once.
+                self._cv.notify()
                 self._cv.release()
                 try:
-                    for token, (tenant, key, _) in due:
-                        self._beat(token, tenant, key)
+                    self._beat(token, tenant, key)
                 finally:
                     self._cv.acquire()
+                lease = self._leases.get(token)
+                if lease is not None:
+                    lease[3] = False
 
     def _beat(self, token: int, tenant: str, key: str) -> None:
         start = time.monotonic()

@@ -95,6 +95,9 @@ class MiddlewareOptions:
     lease: Seconds = 30.0
     #: Heartbeat period while a handler runs; None: a third of `lease`.
     heartbeat_interval: Optional[Seconds] = None
+    #: Threads renewing leases; a beat the service is slow to answer
+    #: delays only the leases queued behind its thread.
+    heartbeat_threads: int = 4
     #: Retention of completed responses; 0: the service's default (24 h).
     ttl: Seconds = 0.0
     #: Statuses released instead of stored (a retry runs the handler).
