@@ -96,7 +96,7 @@ class MiddlewareOptions:
     #: Heartbeat period while a handler runs; None: a third of `lease`.
     heartbeat_interval: Optional[Seconds] = None
     #: Threads renewing leases; a beat the service is slow to answer
-    #: delays only the leases queued behind its thread.
+    #: occupies one while the others beat the other leases.
     heartbeat_threads: int = 4
     #: Retention of completed responses; 0: the service's default (24 h).
     ttl: Seconds = 0.0

@@ -63,7 +63,8 @@ struct MiddlewareOptions {
   absl::Duration heartbeat_interval = absl::Seconds(10);
   // Threads renewing leases; each beat blocks one for a call. A beat the
   // service is slow to answer (or never answers, until the client's deadline
-  // and retries give up) delays only the leases queued behind that thread.
+  // and retries give up) occupies one thread while the others beat the
+  // other leases; only as many hung beats as threads delay the rest.
   int heartbeat_threads = 4;
   // Retention of completed responses; zero: the service's default.
   absl::Duration ttl = absl::ZeroDuration();
