@@ -385,7 +385,11 @@ class CrashLoop {
 
     int64_t in_progress = 0, completed = 0, absent = 0;
     std::set<std::string> explained;
-    for (auto& [key, e] : ledger_) {
+    for (auto& entry : ledger_) {
+      // Named, not a structured binding: clang 14's lambdas cannot capture
+      // a binding (C++20).
+      const std::string& key = entry.first;
+      Entry& e = entry.second;
       const std::string path = e.tenant + "/" + key;
       max_token_ = std::max(max_token_, e.token);
       auto it = seen.find(path);
