@@ -113,7 +113,8 @@ case "${1:-}" in
       --grpc-app python='/usr/bin/python3 client/python/examples/payments_grpc.py'
     # clang, so that the one sanitized build of everything also checks the
     # lock annotations and builds the libFuzzer targets, which its ctest
-    # runs beside the rest (a separate clang build took 2.5 min more).
+    # runs beside the rest (a separate clang build took another 130 s
+    # to compile on a new machine).
     timed "ASan+UBSan build" build build-asan -DCMAKE_CXX_COMPILER=clang++ \
       -DCMAKE_BUILD_TYPE=Debug -DIDEMKEY_SANITIZE=ON -DIDEMKEY_THREAD_SAFETY=ON \
       -DIDEMKEY_FUZZ=ON -DIDEMKEY_BUILD_TESTS=ON -DIDEMKEY_BUILD_BENCH=OFF
